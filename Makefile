@@ -1,0 +1,35 @@
+# voxlora: `make demo` shows the whole pipeline, `make test` proves it. Both build .venv first.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+PYTHON ?= python3
+# Some machines keep a CPU build of torch on local disk, which `pip install torch==2.13.0` picks up.
+# Prefer it there (no multi-GB CUDA download); everywhere else torch comes from the index as usual.
+LOCAL_TORCH := $(firstword $(wildcard /opt/wheels/torch-2.13.0*.whl))
+
+.PHONY: setup demo test lint bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(if $(LOCAL_TORCH),$(PY) -m pip install -q "torch==2.13.0")
+	$(PY) -m pip install -q -e ".[dev,demo]"
+	touch $(STAMP)
+
+demo: setup
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash demo.sh demo-out
+
+test: setup
+	$(PY) -m pytest -q tests
+
+lint: setup
+	$(PY) -m ruff check shared tools tests bench
+	$(PY) -m ruff format --check shared tools tests bench
+
+bench: setup
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) demo-out bench/work

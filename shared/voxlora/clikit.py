@@ -1,0 +1,121 @@
+"""What every command shares: help flags, --quiet/--debug, stderr logging, error mapping, JSONL out.
+
+A tool looks like::
+
+    @command()
+    @common_options
+    def cli(...): ...
+
+    main = run(cli)   # console-script entry point
+
+Exit codes: 0 success, 1 a user-caused failure (``Error: <file>:<line>: <what>``), 2 usage errors
+(click's own), 130 Ctrl-C. Tracebacks only with ``--debug``.
+"""
+
+import functools
+import json
+import logging
+import os
+import signal
+import sys
+
+import click
+
+from voxlora.errors import VoxloraError
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+log = logging.getLogger("voxlora")
+
+
+def setup_logging(quiet: bool = False, debug: bool = False) -> None:
+    """Logs go to stderr, never stdout (stdout carries data)."""
+    level = logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    root = logging.getLogger("voxlora")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+    if not debug:  # third-party chatter (transformers, datasets) stays quiet unless debugging
+        for name in ("transformers", "datasets", "huggingface_hub", "peft"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+
+def common_options(f):
+    """--quiet and --debug on every command; sets up logging before the command body runs."""
+
+    @click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors on stderr; no progress bars.")
+    @click.option("--debug", is_flag=True, help="Verbose logs, and a traceback on errors.")
+    @functools.wraps(f)
+    def wrapper(*args, quiet, debug, **kwargs):
+        setup_logging(quiet=quiet, debug=debug)
+        ctx = click.get_current_context()
+        ctx.meta["voxlora.debug"] = debug
+        ctx.meta["voxlora.quiet"] = quiet
+        return f(*args, **kwargs)
+
+    return wrapper
+
+
+def show_progress() -> bool:
+    """Progress bars only where stderr is a terminal and --quiet was not given."""
+    ctx = click.get_current_context(silent=True)
+    quiet = bool(ctx and ctx.meta.get("voxlora.quiet"))
+    return sys.stderr.isatty() and not quiet
+
+
+def emit(record: dict, stream=None) -> None:
+    """One JSON object per line on stdout, flushed so the next tool in a pipe sees it at once."""
+    stream = stream or sys.stdout
+    stream.write(json.dumps(record, ensure_ascii=False) + "\n")
+    stream.flush()
+
+
+class Command(click.Command):
+    """A click command that turns a `VoxloraError` into ``Error: …`` and exit 1.
+
+    Doing it here, not only in `run`, means `CliRunner` tests see the same message and exit code.
+    """
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except VoxloraError as e:
+            if ctx.meta.get("voxlora.debug"):
+                raise
+            raise click.ClickException(str(e)) from None
+        except (click.exceptions.Exit, click.ClickException, KeyboardInterrupt, click.exceptions.Abort):
+            raise
+        except Exception as e:  # a bug, not a user mistake: one line unless debugging
+            if ctx.meta.get("voxlora.debug"):
+                raise
+            raise click.ClickException(
+                f"internal error: {type(e).__name__}: {e} (rerun with --debug for a traceback)"
+            ) from None
+
+
+def command(**kwargs):
+    """`click.command` with voxlora's help flags and error mapping."""
+    return click.command(cls=Command, context_settings=CONTEXT, **kwargs)
+
+
+def run(cli: click.Command):
+    """Wrap a click command into a console-script ``main`` with voxlora's exit rules."""
+
+    def main(args=None) -> None:
+        # `tool | head` must end quietly: restore the default SIGPIPE action (as csvkit does).
+        if hasattr(signal, "SIGPIPE"):
+            signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+        try:
+            code = cli.main(args=args, standalone_mode=False)
+        except click.ClickException as e:  # usage errors exit 2, user errors 1
+            e.show()
+            sys.exit(e.exit_code)
+        except (KeyboardInterrupt, click.exceptions.Abort):
+            click.echo("Interrupted.", err=True)
+            sys.exit(130)
+        sys.exit(code if isinstance(code, int) else 0)
+
+    main.cli = cli  # tests: CliRunner().invoke(main.cli, [...])
+    return main

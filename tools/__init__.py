@@ -1,0 +1,1 @@
+"""The commands: one thin module per tool, installed as `voxlora.cli.<tool>`."""
