@@ -1,0 +1,1 @@
+"""voxlora's benchmarks: run by `make bench` (python -m bench), never by `make test`."""
