@@ -1,0 +1,163 @@
+"""mkmanifest's engine: input entries in, checked (and optionally resampled) clips out, in input order.
+
+For each `Entry` (from `corpora.iter_source`):
+
+1. an entry that already carries an error (bad JSON, no transcript, ...) is rejected, and so is a
+   second record for an audio file seen before (the first one is kept);
+2. the speaker is set: ``speaker`` for every record when given, else a record's own integer
+   ``speaker``, else its ``speaker_name`` numbered by the `SpeakerMap`;
+3. a worker (``jobs`` processes) checks the audio file: it exists, is a file, decodes, is not empty,
+   silent, NaN or truncated, lasts between ``min_duration`` and ``max_duration``; with ``out_dir``
+   it writes a mono 16-bit WAV there (resampled to ``sample_rate``); originals are never touched;
+4. the finished record comes out in input order, whatever the number of workers.
+
+Every rejection is logged as one line (``train.jsonl:7: clips/a.wav: silent (...)``) and counted in
+the `Tally`; with ``strict`` the first one is raised instead.
+"""
+
+import hashlib
+import logging
+import os
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from voxlora import audio
+from voxlora.manifest import Entry, display_path
+from voxlora.rejects import Rejected, Tally
+from voxlora.speakers import SpeakerMap
+
+log = logging.getLogger("voxlora.prepare")
+
+FIRST_KEYS = ("audio", "text", "speaker", "duration", "sample_rate")
+
+
+@dataclass(frozen=True)
+class PrepareConfig:
+    sample_rate: int | None = None  # resample to this rate (Hz); needs out_dir
+    out_dir: str | None = None  # write mono 16-bit PCM WAVs here; None: check only, keep the paths
+    min_duration: float | None = None  # seconds; shorter clips are rejected ("too-short")
+    max_duration: float | None = None  # seconds; longer clips are rejected ("too-long")
+    speaker: int | None = None  # this speaker id on every record
+    jobs: int = 1  # worker processes for decode, check and resample
+    strict: bool = False  # raise the first rejection instead of logging it and going on
+
+
+def check_clip(src: str, dest: str | None, config: PrepareConfig) -> tuple[str, float, int]:
+    """Check one audio file, write it to ``dest`` when given: (path, duration s, sample rate).
+
+    Runs in a worker process; raises `Rejected` without a path in the message.
+    """
+    x, sr = audio.load(src)
+    audio.check(x)
+    seconds = len(x) / sr
+    if config.min_duration is not None and seconds < config.min_duration:
+        raise Rejected("too-short", f"too short ({seconds:.2f} s < --min-duration {config.min_duration:g})")
+    if config.max_duration is not None and seconds > config.max_duration:
+        raise Rejected("too-long", f"too long ({seconds:.2f} s > --max-duration {config.max_duration:g})")
+    if dest is None:
+        return src, audio.duration(x, sr), sr
+    target = config.sample_rate or sr
+    y = audio.resample(x, sr, target)
+    audio.write_wav(dest, y, target)
+    return dest, audio.duration(y, target), target
+
+
+def _check_clip(args):
+    try:
+        return check_clip(*args)
+    except Rejected as e:
+        return e
+
+
+class _Namer:
+    """Output file names in out_dir: ``<stem>.wav``, or ``<stem>-<hash>.wav`` when taken (or the source)."""
+
+    def __init__(self, out_dir: str):
+        self.out_dir = out_dir
+        self.used: set[str] = set()
+
+    def __call__(self, src: str) -> str:
+        stem = Path(src).stem
+        name = f"{stem}.wav"
+        dest = os.path.join(self.out_dir, name)
+        if name in self.used or os.path.realpath(dest) == os.path.realpath(src):
+            name = f"{stem}-{hashlib.sha1(src.encode()).hexdigest()[:8]}.wav"
+            dest = os.path.join(self.out_dir, name)
+        self.used.add(name)
+        return os.path.abspath(dest)
+
+
+def _in_order(tasks: Iterable, jobs: int) -> Iterator:
+    """(entry, record, label, job args or a Rejected) -> the same with the job's result, in input order."""
+    if jobs <= 1:
+        for entry, record, label, job in tasks:
+            yield entry, record, label, job if isinstance(job, Rejected) else _check_clip(job)
+        return
+    from concurrent.futures import ProcessPoolExecutor
+
+    pool = ProcessPoolExecutor(max_workers=jobs)
+    pending: deque = deque()
+    try:
+        for entry, record, label, job in tasks:
+            pending.append(
+                (entry, record, label, job if isinstance(job, Rejected) else pool.submit(_check_clip, job))
+            )
+            while len(pending) > 4 * jobs:  # a bounded window keeps a stdin stream flowing
+                yield _result(pending.popleft())
+        while pending:
+            yield _result(pending.popleft())
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _result(item):
+    entry, record, label, job = item
+    return entry, record, label, job if isinstance(job, Rejected) else job.result()
+
+
+def prepare(
+    entries: Iterable[Entry], config: PrepareConfig, speakers: SpeakerMap, tally: Tally
+) -> Iterator[dict]:
+    """Yield the finished record of each usable entry, in input order (see the module docstring)."""
+    namer = _Namer(config.out_dir) if config.out_dir else None
+    first_seen: dict[str, str] = {}
+
+    def tasks():
+        for entry in entries:
+            if entry.error is not None:
+                yield entry, None, None, entry.error
+                continue
+            record = dict(entry.record)
+            key = os.path.realpath(record["audio"])
+            if key in first_seen:
+                dup = Rejected(
+                    "duplicate", f"{entry.where}: duplicate of {first_seen[key]} (same audio file)"
+                )
+                yield entry, record, None, dup
+                continue
+            first_seen[key] = entry.where
+            if config.speaker is not None:
+                record["speaker"] = config.speaker
+            elif record.get("speaker") is None and record.get("speaker_name") is not None:
+                record["speaker"] = speakers(record["speaker_name"])
+            shown = display_path(record["audio"])
+            label = entry.where if entry.where == shown else f"{entry.where}: {shown}"
+            yield entry, record, label, (record["audio"], namer(record["audio"]) if namer else None, config)
+
+    for entry, record, label, result in _in_order(tasks(), config.jobs):
+        if isinstance(result, Rejected):
+            if label is not None:  # the worker's reason, without the file it is about
+                result = result.at(label)
+            tally.reject(result, entry.record if entry.record is not None else entry.original)
+            if config.strict:
+                raise result
+            log.warning("%s", result)
+            continue
+        path, seconds, rate = result
+        record.update(audio=path, text=record["text"].strip(), duration=seconds, sample_rate=rate)
+        out = {k: record[k] for k in FIRST_KEYS if k in record}
+        out.update((k, v) for k, v in record.items() if k not in out)
+        tally.keep(seconds)
+        yield out

@@ -1,0 +1,129 @@
+"""mkmanifest: audio and transcripts in, a checked training manifest (JSONL) out.
+
+INPUT is an audio folder (LibriTTS-style sidecar transcripts, LJSpeech metadata.csv, Common Voice
+TSV + clips/, Hugging Face audiofolder, csm-mlx JSON list), a JSONL manifest, or ``-`` for JSONL on
+stdin (what hf-fetch prints). Every clip is decoded and checked; bad ones are reported on stderr, one
+line each, and the rest come out. The engine is `voxlora.prepare`; this file only parses options.
+"""
+
+import json
+import logging
+import sys
+
+import click
+from voxlora.clikit import command, common_options, emit, run, show_progress
+from voxlora.errors import VoxloraError
+
+log = logging.getLogger("voxlora.mkmanifest")
+
+EPILOG = """\b
+Examples:
+  hf-fetch ./my-dataset --out-dir clips | mkmanifest - --sample-rate 24000 --out-dir wav24 > train.jsonl
+  mkmanifest LibriTTS/train-clean-100 --speakers speakers.json --rejects rejects.jsonl > train.jsonl
+  mkmanifest LJSpeech-1.1 --max-duration 15 --to csm-mlx > train.json
+
+\b
+Output: one JSON object per kept clip, {"audio", "text", "speaker", "duration", "sample_rate", ...};
+"audio" is an absolute path; keys the input had pass through. A closing line on stderr counts the
+kept clips and the rejected ones by reason. Exit 1 with --strict at the first bad input, or when no
+clip at all is usable.
+"""
+
+
+@command(epilog=EPILOG)
+@click.argument("source", metavar="INPUT", type=click.Path(allow_dash=True))
+@click.option(
+    "--sample-rate", type=click.IntRange(min=1), metavar="HZ", help="Resample to HZ (needs --out-dir)."
+)
+@click.option(
+    "--out-dir",
+    type=click.Path(file_okay=False),
+    help="Write mono 16-bit WAVs here; the originals stay untouched.",
+)
+@click.option("--min-duration", type=click.FloatRange(min=0), metavar="SECONDS", help="Reject shorter clips.")
+@click.option("--max-duration", type=click.FloatRange(min=0), metavar="SECONDS", help="Reject longer clips.")
+@click.option(
+    "--speaker", type=click.IntRange(min=0), metavar="ID", help="Set this speaker id on every record."
+)
+@click.option(
+    "--speakers",
+    "speakers_file",
+    type=click.Path(dir_okay=False),
+    metavar="FILE",
+    help="Speaker name -> id map (JSON): ids in it are kept, new names added, the file rewritten.",
+)
+@click.option(
+    "--rejects",
+    type=click.Path(dir_okay=False),
+    metavar="FILE",
+    help="Write each rejected input here (JSONL + reason).",
+)
+@click.option("--strict", is_flag=True, help="Stop with exit 1 at the first bad input.")
+@click.option(
+    "--to",
+    "fmt",
+    type=click.Choice(["jsonl", "csm-mlx", "voxcpm"]),
+    default="jsonl",
+    show_default=True,
+    help="Output layout: voxlora JSONL, csm-mlx's JSON list, or VoxCPM's JSONL.",
+)
+@click.option(
+    "-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True, help="Worker processes."
+)
+@common_options
+def cli(
+    source,
+    sample_rate,
+    out_dir,
+    min_duration,
+    max_duration,
+    speaker,
+    speakers_file,
+    rejects,
+    strict,
+    fmt,
+    jobs,
+):
+    """Check audio + transcripts and write a training manifest (JSONL) to stdout."""
+    if sample_rate and not out_dir:
+        raise click.UsageError("--sample-rate needs --out-dir (the resampled WAVs are written there)")
+    if min_duration is not None and max_duration is not None and min_duration > max_duration:
+        raise click.UsageError("--min-duration is larger than --max-duration")
+
+    from voxlora.corpora import iter_source
+    from voxlora.manifest import to_csm_mlx, to_voxcpm
+    from voxlora.prepare import PrepareConfig, prepare
+    from voxlora.rejects import Tally
+    from voxlora.speakers import SpeakerMap
+
+    config = PrepareConfig(sample_rate, out_dir, min_duration, max_duration, speaker, jobs, strict)
+    speakers = SpeakerMap.load(speakers_file) if speakers_file else SpeakerMap()
+    tally = Tally()
+    records = prepare(iter_source(source), config, speakers, tally)
+    if show_progress():
+        from tqdm import tqdm
+
+        records = tqdm(records, desc="mkmanifest", unit="clip")
+    listed = []
+    try:
+        for record in records:
+            if fmt == "csm-mlx":
+                listed.append(to_csm_mlx(record))
+            else:
+                emit(to_voxcpm(record) if fmt == "voxcpm" else record)
+    finally:  # also after --strict stopped the run: what was rejected so far is worth having
+        if rejects:
+            tally.write_rejects(rejects)
+        if speakers_file and len(speakers):
+            speakers.save(speakers_file)
+    if fmt == "csm-mlx":
+        sys.stdout.write(json.dumps(listed, ensure_ascii=False, indent=1) + "\n")
+        sys.stdout.flush()
+    if len(speakers):
+        log.info("%s", speakers.describe())
+    log.info("%s", tally.summary())
+    if tally.kept == 0 and tally.rejected:
+        raise VoxloraError(f"{source}: no usable clip ({tally.summary()})")
+
+
+main = run(cli)
