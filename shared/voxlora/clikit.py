@@ -40,6 +40,10 @@ def setup_logging(quiet: bool = False, debug: bool = False) -> None:
         for name in ("transformers", "datasets", "huggingface_hub", "peft"):
             logging.getLogger(name).setLevel(logging.ERROR)
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    if quiet or not sys.stderr.isatty():
+        # transformers, datasets and the hub read these when first imported, which is after this.
+        os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+        os.environ["HF_DATASETS_DISABLE_PROGRESS_BARS"] = "1"
 
 
 def common_options(f):
