@@ -1,0 +1,69 @@
+"""What `lora-inspect` reports about an adapter: settings, targets, size, update norms, fit to a base.
+
+Everything is computed from the adapter file and, when a base is given, the base's safetensors
+headers; no model is loaded. The update norm ``|scaling * B @ A|_F`` of each module says where
+training moved the model most (zero everywhere for a fresh adapter, as B starts at zero).
+"""
+
+from pathlib import Path
+
+from voxlora import lora, targets
+from voxlora.adapter import check_against_base, fingerprint, read_adapter
+from voxlora.errors import VoxloraError
+
+
+def report(path, model=None) -> dict:
+    """A JSON-ready description of the adapter at ``path``; with ``model``, its fit to that base.
+
+    ``problems`` lists every adapter key that would be skipped or mismatched on ``model`` (empty:
+    it fits). Without ``model``, the adapter's recorded base is used for the parameter share when
+    it is a local folder, and nothing is checked.
+    """
+    from voxlora.models.csm import weight_shapes
+
+    adapter = read_adapter(path)
+    described = targets.describe(adapter.lora)
+    params = adapter.num_params()
+    out = {
+        "adapter": str(path),
+        "format": adapter.format,
+        "base_model": adapter.base_model,
+        "r": adapter.r,
+        "alpha": adapter.alpha,
+        "scaling": adapter.scaling,
+        "rslora": adapter.rslora,
+        "dropout": adapter.dropout,
+        "targets": described["targets"],
+        "layers": described["layers"],
+        "other_modules": described["other"],
+        "modules": len(adapter.lora),
+        "trained": sorted(adapter.trained),
+        "params": params,
+        "base_params": None,
+        "share": None,
+        "fingerprint": adapter.meta.get("base_fingerprint"),
+    }
+    base = model
+    if base is None and adapter.base_model and Path(adapter.base_model).is_dir():
+        base = adapter.base_model
+    if base is not None:
+        try:
+            stored = weight_shapes(base)
+        except VoxloraError:
+            if model is not None:
+                raise
+            stored = None  # the recorded base moved or is incomplete: report without the share
+        if stored is not None:
+            out["base_params"] = targets.base_params(targets.with_tied(stored))
+            out["share"] = round(params / out["base_params"], 6) if out["base_params"] else None
+            if model is not None:
+                out["model"] = str(model)
+                out["problems"] = check_against_base(adapter, targets.with_tied(stored))
+                recorded = adapter.meta.get("base_fingerprint")
+                out["fingerprint_match"] = None if recorded is None else recorded == fingerprint(stored)
+    norms = [
+        {"module": m, "norm": lora.delta_norm(A, B, adapter.scaling)}
+        for m, (A, B) in sorted(adapter.lora.items(), key=lambda kv: targets.module_order(kv[0]))
+    ]
+    out["norms"] = sorted(norms, key=lambda n: -n["norm"])
+    return out

@@ -1,0 +1,120 @@
+"""Merge an adapter into a CSM checkpoint on disk, tensor by tensor, into a standalone model folder.
+
+As torchtune's ``get_merged_lora_ckpt``, no model is built: each base tensor is read, merged with
+`lora.merged_tensor` (trained tensors replaced, ``W + scaling * B @ A`` for LoRA modules), cast, and
+written before the next is read, so memory stays near the largest tensor plus the adapter. Shards
+stay shards (``model.safetensors.index.json`` is rewritten), everything else in the folder (config,
+tokenizer, processor, generation config) is copied, and the result loads with
+``CsmForConditionalGeneration.from_pretrained``.
+
+One CSM subtlety: the backbone's audio embedding is tied to the depth decoder's and stored once.
+An adapter that trains one of the two breaks the tie (peft trains a copy), so the merged folder
+stores both tables and sets ``tie_codebooks_embeddings: false`` in its config.json.
+"""
+
+import json
+import shutil
+from pathlib import Path
+
+import torch
+
+from voxlora import lora, targets
+from voxlora.adapter import Adapter, require_fits
+from voxlora.atomic import atomic_dir
+from voxlora.errors import VoxloraError
+from voxlora.safetensors_stream import dtypes, iter_tensors, read_header, write_streaming
+
+INDEX = "model.safetensors.index.json"
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".pkl")
+_CONFIG_DTYPE = {torch.float32: "float32", torch.bfloat16: "bfloat16", torch.float16: "float16"}
+
+
+def _out_dtype(name: str, dtype: torch.dtype, cast: torch.dtype | None) -> torch.dtype:
+    """The codec keeps its dtype (Mimi is not meant for half precision); integer buffers too."""
+    if cast is None or not dtype.is_floating_point or name.startswith("codec_model."):
+        return dtype
+    return cast
+
+
+def merge_folder(
+    model, adapter: Adapter, out, dtype: torch.dtype | None = None, where: str = "adapter"
+) -> dict:
+    """Write base ``model`` (folder or hub id) with ``adapter`` merged to the folder ``out``, atomically.
+
+    ``dtype`` casts the transformers' floating tensors (None keeps the base's). Raises VoxloraError
+    listing every adapter key that does not fit the base, before anything is written.
+    Returns a summary: tensors written, LoRA modules merged, tensors replaced, bytes.
+    """
+    from voxlora.models.csm import model_dir, read_config, weight_files
+
+    src = model_dir(model)
+    read_config(src)
+    out = Path(out)
+    if out.resolve() == src.resolve():
+        raise VoxloraError(f"{out}: the output folder is the base model's folder")
+    files = weight_files(src)
+    headers = {file: read_header(file)[0] for file in files}
+    stored = {name: tuple(info["shape"]) for header in headers.values() for name, info in header.items()}
+    require_fits(adapter, targets.with_tied(stored), where)
+    touched = set(adapter.trained)
+    untie = {
+        alias: source
+        for alias, source in targets.TIED.items()
+        if alias not in stored and source in stored and touched & {alias, source}
+    }
+    by_source = {source: alias for alias, source in untie.items()}
+
+    summary = {"tensors": 0, "merged": 0, "replaced": 0, "bytes": 0}
+    with atomic_dir(out) as tmp:
+        for f in sorted(src.iterdir()):
+            if (
+                f.is_file()
+                and not f.name.startswith(".")
+                and not f.name.endswith(_WEIGHT_SUFFIXES)
+                and f.name != INDEX
+            ):
+                shutil.copyfile(f, tmp / f.name)
+        _rewrite_config(tmp / "config.json", dtype, untied=bool(untie))
+        weight_map = {}
+        for file in files:
+            specs = {}
+            for name, info in headers[file].items():
+                specs[name] = (_out_dtype(name, dtypes()[info["dtype"]], dtype), tuple(info["shape"]))
+                if name in by_source:
+                    specs[by_source[name]] = specs[name]
+            summary["bytes"] += write_streaming(
+                tmp / file.name, specs, _merged(file, adapter, specs, by_source, summary), {"format": "pt"}
+            )
+            weight_map.update(dict.fromkeys(specs, file.name))
+        if (src / INDEX).is_file():
+            index = {
+                "metadata": {"total_size": summary["bytes"]},
+                "weight_map": dict(sorted(weight_map.items())),
+            }
+            (tmp / INDEX).write_text(json.dumps(index, indent=2) + "\n")
+    return summary
+
+
+def _merged(file, adapter: Adapter, specs: dict, by_source: dict, summary: dict):
+    """(name, merged tensor) for every tensor of ``file``, tied aliases right after their source."""
+    for name, tensor in iter_tensors(file):
+        names = [name, by_source[name]] if name in by_source else [name]
+        for n in names:
+            t = lora.merged_tensor(n, tensor, adapter)
+            summary["tensors"] += 1
+            summary["replaced"] += n in adapter.trained
+            summary["merged"] += n.removesuffix(".weight") in adapter.lora and n.endswith(".weight")
+            yield n, t.to(specs[n][0])
+
+
+def _rewrite_config(path: Path, dtype: torch.dtype | None, untied: bool) -> None:
+    if not path.is_file() or (dtype is None and not untied):
+        return
+    config = json.loads(path.read_text(encoding="utf-8"))
+    if dtype is not None:
+        config["dtype"] = _CONFIG_DTYPE[dtype]
+        config.pop("torch_dtype", None)
+    if untied:
+        config["tie_codebooks_embeddings"] = False
+        config["tie_word_embeddings"] = False
+    path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")

@@ -1,0 +1,188 @@
+"""Between voxlora's `Adapter` and a loaded torch CSM: make a fresh adapter, apply one through peft,
+and take the trained tensors back out.
+
+    adapter = new_adapter_for("sesame/csm-1b", LoraSettings(), seed=0)   # A random, B zero
+    peft_model, n = apply_adapter(bundle.model, adapter, trainable=True) # LoRA layers in place
+    ... train ...
+    write_adapter(adapter_from_model(peft_model, like=adapter), "runs/a1")
+
+`apply_adapter` checks every adapter tensor against the model before peft sees it and checks that
+peft wrapped exactly the adapter's modules afterwards: an adapter that does not fit is refused with
+the list of keys, never half applied (peft itself would skip unknown keys with a warning).
+"""
+
+import logging
+import os
+import warnings
+from pathlib import Path
+
+import torch
+
+from voxlora import __version__, lora, targets
+from voxlora.adapter import PREFIX, Adapter, parse_peft_tensors, read_adapter, require_fits
+from voxlora.errors import VoxloraError
+
+log = logging.getLogger("voxlora")
+
+
+def shapes_of(model: torch.nn.Module) -> dict[str, tuple[int, ...]]:
+    """Every tensor name -> shape of a loaded model (tied tensors under each of their names)."""
+    return {name: tuple(t.shape) for name, t in model.state_dict(keep_vars=True).items()}
+
+
+def new_adapter_for(base, settings, seed: int = 0, base_model: str | None = None) -> Adapter:
+    """A fresh adapter for ``base`` (a loaded model, or a model folder / hub id read by headers only).
+
+    LoRA pairs come from `lora.init_lora` (A random from ``seed``, B zero, so the model is
+    unchanged); with ``settings.train_embeddings`` the embeddings start as copies of the base's.
+    ``base_model`` is recorded for later loading (default: ``base`` itself when it is a name).
+    """
+    if isinstance(base, torch.nn.Module):
+        shapes, tensor = shapes_of(base), base.state_dict().__getitem__
+        fingerprint_of = base_model
+    else:
+        from voxlora.models.csm import model_dir
+
+        folder = model_dir(base)
+        shapes, tensor = targets.base_shapes(folder), _checkpoint_reader(folder)
+        fingerprint_of = folder
+        if base_model is None:
+            base_model = str(Path(base).resolve()) if Path(base).exists() else str(base)
+    selection = targets.select(shapes, settings)
+    gen = torch.Generator().manual_seed(seed)
+    pairs = {}
+    for module, (out_features, in_features) in selection.lora.items():
+        pairs[module] = lora.init_lora(in_features, out_features, settings.rank, settings.init, gen)
+    trained = {name: tensor(name).detach().to(torch.float32).clone() for name in selection.trained}
+    meta = {
+        "base_model": base_model,
+        "base_fingerprint": _fingerprint(fingerprint_of),
+        "backend": "torch",
+        "created_with": {"voxlora": __version__, "settings": settings.to_dict(), "seed": seed},
+    }
+    return Adapter(
+        r=settings.rank,
+        alpha=settings.alpha,
+        lora=pairs,
+        trained=trained,
+        dropout=settings.dropout,
+        rslora=settings.rslora,
+        base_model=base_model,
+        meta=meta,
+    )
+
+
+def _fingerprint(model) -> str | None:
+    if model is None:
+        return None
+    from voxlora.adapter import base_fingerprint
+
+    try:
+        return base_fingerprint(model)
+    except VoxloraError:
+        return None
+
+
+def _checkpoint_reader(folder):
+    """name -> tensor, read from the folder's safetensors (tied names read from where they are stored)."""
+    from safetensors import safe_open
+
+    from voxlora.models.csm import weight_files
+
+    where = {}
+    for file in weight_files(folder):
+        with safe_open(file, framework="pt") as f:
+            where.update(dict.fromkeys(f.keys(), file))
+
+    def read(name: str) -> torch.Tensor:
+        stored = name if name in where else targets.TIED.get(name, name)
+        with safe_open(where[stored], framework="pt") as f:
+            return f.get_tensor(stored)
+
+    return read
+
+
+def peft_config(adapter: Adapter, trainable: bool = False):
+    """The peft ``LoraConfig`` of ``adapter`` (exact module paths, never suffixes)."""
+    from peft import LoraConfig
+
+    config = adapter.peft_config()
+    return LoraConfig(
+        r=config["r"],
+        lora_alpha=config["lora_alpha"],
+        lora_dropout=config["lora_dropout"],
+        use_rslora=config["use_rslora"],
+        target_modules=config["target_modules"],
+        modules_to_save=config["modules_to_save"],
+        init_lora_weights=config["init_lora_weights"],
+        inference_mode=not trainable,
+    )
+
+
+def apply_adapter(model: torch.nn.Module, adapter: Adapter, trainable: bool = False):
+    """Wrap ``model`` with peft and load ``adapter``'s tensors; returns (peft_model, tensors loaded).
+
+    ``trainable=True`` leaves the LoRA tensors and directly trained embeddings requiring grad (and
+    dropout active in train mode); otherwise everything is frozen. ``model`` is modified in place.
+    Raises VoxloraError listing every adapter key that does not land on a module of the right shape.
+    """
+    from peft import get_peft_model, set_peft_model_state_dict
+    from peft.tuners.lora import LoraLayer
+
+    require_fits(adapter, shapes_of(model), "adapter")
+    with warnings.catch_warnings():
+        # CSM ties the backbone's audio embedding to the decoder's; training it breaks the tie on
+        # purpose (the decoder keeps the base table, and lora-merge writes both), so peft's warning
+        # about tied layers is expected here.
+        warnings.filterwarnings("ignore", message=".*tie_word_embeddings.*")
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        peft_model = get_peft_model(model, peft_config(adapter, trainable))
+    base = peft_model.base_model.model
+    wrapped = {name for name, m in base.named_modules() if isinstance(m, LoraLayer)}
+    if wrapped != set(adapter.lora):
+        extra, missing = sorted(wrapped - set(adapter.lora)), sorted(set(adapter.lora) - wrapped)
+        raise VoxloraError(
+            f"peft wrapped other modules than the adapter names: extra {extra}, missing {missing}"
+        )
+    state = adapter.peft_state_dict()
+    result = set_peft_model_state_dict(peft_model, state)
+    unexpected = list(result.unexpected_keys)
+    missing = [k for k in result.missing_keys if ".lora_" in k or ".modules_to_save." in k]
+    if unexpected or missing:
+        raise VoxloraError(
+            f"adapter keys peft did not load: {sorted(unexpected)}; left unset: {sorted(missing)}"
+        )
+    if not trainable:
+        peft_model.eval()
+    return peft_model, len(state)
+
+
+def load_adapter_into(model: torch.nn.Module, path: str | os.PathLike, trainable: bool = False):
+    """`read_adapter` then `apply_adapter`: any adapter folder voxlora reads, on a loaded model."""
+    return apply_adapter(model, read_adapter(path), trainable=trainable)
+
+
+def adapter_from_model(peft_model, like: Adapter) -> Adapter:
+    """The adapter's current tensors taken out of ``peft_model`` (e.g. after training), as an Adapter.
+
+    Settings and meta are copied from ``like`` (the adapter that was applied); tensors are fp32 copies.
+    """
+    from peft import get_peft_model_state_dict
+
+    state = get_peft_model_state_dict(peft_model, save_embedding_layers=False)
+    state = {
+        k if k.startswith(PREFIX) else PREFIX + k: v.detach().to("cpu", torch.float32).clone()
+        for k, v in state.items()
+    }
+    pairs, trained = parse_peft_tensors(state, "model")
+    return Adapter(
+        r=like.r,
+        alpha=like.alpha,
+        lora=pairs,
+        trained=trained,
+        dropout=like.dropout,
+        rslora=like.rslora,
+        base_model=like.base_model,
+        meta=dict(like.meta),
+        format="voxlora",
+    )

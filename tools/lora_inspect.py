@@ -1,0 +1,88 @@
+"""lora-inspect: what an adapter holds, what learned most, and whether it fits a base model."""
+
+import json
+import sys
+
+import click
+from voxlora.clikit import command, common_options, emit, log, run
+from voxlora.errors import VoxloraError
+
+
+@command()
+@click.argument("adapter")
+@click.option("--model", help="Base model to check the adapter against (folder or hub id).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per adapter instead of a report.")
+@click.option("--top", type=int, default=10, show_default=True, help="Modules listed by update norm.")
+@common_options
+def cli(adapter, model, as_json, top):
+    """Report on ADAPTER (voxlora, peft or mlx-lm folder; - reads JSON records with "adapter").
+
+    Shows rank, alpha, scaling, targets and layers, parameter count (and share of the base when it
+    is known), and each module's |scaling * B @ A| (zero for an untrained adapter). With --model,
+    every adapter key is checked against the base: exit 1 listing the keys that would be skipped
+    or do not match in shape.
+
+    \b
+    lora-inspect runs/voice --model sesame/csm-1b
+    lora-init --model sesame/csm-1b -o runs/a0 | lora-inspect --json -
+    """
+    from voxlora.adapter_report import report
+
+    paths = _from_stdin() if adapter == "-" else [adapter]
+    failed = []
+    for path in paths:
+        info = report(path, model)
+        if as_json:
+            emit(info | {"norms": info["norms"][:top]})
+        else:
+            click.echo(_text(info, top))
+        if info.get("problems"):
+            failed.append(
+                f"{path}: {len(info['problems'])} keys do not fit {info['model']}: "
+                + "; ".join(info["problems"])
+            )
+        elif info.get("fingerprint_match") is False:
+            log.warning("%s: made for another checkpoint (fingerprint differs), but every key fits", path)
+    if failed:
+        raise VoxloraError("\n".join(failed))
+
+
+def _from_stdin() -> list[str]:
+    paths = []
+    for n, line in enumerate(sys.stdin, 1):
+        if not line.strip():
+            continue
+        try:
+            paths.append(json.loads(line)["adapter"])
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise VoxloraError(f'<stdin>:{n}: expected a JSON record with "adapter"') from None
+    return paths
+
+
+def _text(r: dict, top: int) -> str:
+    lines = [
+        f"adapter      {r['adapter']} ({r['format']})",
+        f"base model   {r['base_model']}",
+        f"rank         {r['r']}   alpha {r['alpha']:g}   scaling {r['scaling']:g}"
+        + ("   (rsLoRA)" if r["rslora"] else "")
+        + f"   dropout {r['dropout']:g}",
+        f"targets      {', '.join(r['targets'])}",
+        f"layers       {'; '.join(f'{c} {v}' for c, v in r['layers'].items()) or '-'}",
+        f"modules      {r['modules']}"
+        + (f"   trained directly: {', '.join(r['trained'])}" if r["trained"] else ""),
+        f"parameters   {r['params']:,}"
+        + (f"   ({100 * r['share']:.3f}% of {r['base_params']:,})" if r.get("share") is not None else ""),
+    ]
+    if r.get("model"):
+        verdict = "fits" if not r["problems"] else f"{len(r['problems'])} keys do not fit"
+        lines.append(
+            f"check        {r['model']}: {verdict}"
+            + ("" if r.get("fingerprint_match") is not False else " (fingerprint differs)")
+        )
+        lines += [f"  {p}" for p in r["problems"]]
+    lines.append(f"largest updates |scaling * B @ A| (top {min(top, len(r['norms']))}):")
+    lines += [f"  {n['norm']:12.6g}  {n['module']}" for n in r["norms"][:top]]
+    return "\n".join(lines)
+
+
+main = run(cli)

@@ -1,0 +1,54 @@
+"""lora-merge: bake an adapter into its base, giving a standalone model folder (no peft needed)."""
+
+from pathlib import Path
+
+import click
+from voxlora.clikit import command, common_options, emit, log, run
+
+DTYPES = ("bf16", "fp16", "fp32")
+
+
+@command()
+@click.option("--model", required=True, help="Base model: a folder in sesame/csm-1b's layout, or a hub id.")
+@click.option("--adapter", required=True, help="Adapter folder (voxlora, peft or mlx-lm).")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Model folder to write (replaced atomically if it exists).",
+)
+@click.option(
+    "--dtype",
+    type=click.Choice(DTYPES),
+    help="Cast the weights (default: keep the base's; the Mimi codec always keeps its dtype).",
+)
+@common_options
+def cli(model, adapter, output, dtype):
+    """Merge ADAPTER into MODEL: W + scaling * B @ A for every LoRA module, trained embeddings
+    written in, config/tokenizer/processor files copied. Loads with
+    CsmForConditionalGeneration.from_pretrained (and synth --model) like the base.
+
+    Streams tensor by tensor over the safetensors shards, so memory stays near the largest
+    tensor. An adapter with keys that do not fit the base is refused with the full list.
+
+    \b
+    lora-merge --model sesame/csm-1b --adapter runs/voice -o models/voice --dtype bf16
+    """
+    from voxlora.adapter import read_adapter
+    from voxlora.merge import merge_folder
+    from voxlora.models.csm import torch_dtype
+
+    loaded = read_adapter(adapter)
+    summary = merge_folder(model, loaded, output, dtype=torch_dtype(dtype) if dtype else None, where=adapter)
+    log.info(
+        "wrote %s: %d tensors, %d LoRA modules merged, %d replaced",
+        output,
+        summary["tensors"],
+        summary["merged"],
+        summary["replaced"],
+    )
+    emit({"model": str(output), "base": model, "adapter": adapter, "dtype": dtype, **summary})
+
+
+main = run(cli)
