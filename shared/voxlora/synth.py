@@ -1,0 +1,131 @@
+"""Speech from text with a CSM base model, optionally through LoRA adapters: the `synth` command's core.
+
+    synth = Synthesizer(SynthConfig(model="sesame/csm-1b", adapter="runs/voice"))
+    clip = synth.speak(Request(text="Hello there.", out=Path("hello.wav"), adapter="runs/voice"))
+    clip.record   # {"audio": "hello.wav", "text": "Hello there.", "duration": 1.92, ...}
+
+One `Synthesizer` loads the base once and serves every request of a run, switching adapters as the
+requests name them (`AdapterSwitch`). Each clip is seeded on its own (``torch.manual_seed(seed)``),
+so the same text, speaker, context, adapter and seed give the same audio in any run and position.
+The steps, each in its own module: the prompt (`synth_prompt`), sampling codes the codec can
+decode and decoding them (`synth_sample`), then an optional resample and an atomic 16-bit WAV.
+"""
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from voxlora import audio as vaudio
+from voxlora.adapter_switch import AdapterSwitch
+from voxlora.errors import VoxloraError
+from voxlora.models.csm import load_csm
+from voxlora.synth_config import SynthConfig
+from voxlora.synth_prompt import Turn, build_inputs, read_context_audio
+from voxlora.synth_requests import Request
+from voxlora.synth_sample import decode, generate_codes, trim_at_eos
+
+log = logging.getLogger("voxlora")
+
+
+@dataclass
+class Clip:
+    """One made clip: its output record, the audio codes (T, K) it was decoded from, and the wave."""
+
+    record: dict
+    codes: torch.Tensor
+    wave: np.ndarray
+
+
+class Synthesizer:
+    """The base model loaded once, an adapter switch, and `speak` for each request."""
+
+    def __init__(self, config: SynthConfig):
+        if config.max_seconds <= 0:
+            raise VoxloraError(f"--max-seconds must be positive, got {config.max_seconds}")
+        self.config = config
+        started = time.perf_counter()
+        self.bundle = load_csm(config.model, dtype=config.resolved_dtype(), device=config.resolved_device())
+        self.adapters = AdapterSwitch(self.bundle.model, merge=config.merge)
+        log.info(f"{config.model}: loaded in {time.perf_counter() - started:.1f} s")
+        if self.max_frames() < 1:
+            raise VoxloraError(
+                f"--max-seconds {config.max_seconds} is shorter than one audio frame ({1 / self.frame_rate:g} s)"
+            )
+
+    @property
+    def frame_rate(self) -> float:
+        """Codec frames per second (12.5 for Mimi: 1920 samples at 24 kHz)."""
+        return self.bundle.sample_rate / int(self.bundle.codec.config.frame_size)
+
+    def max_frames(self) -> int:
+        """Frames to generate at most: --max-seconds holds (the end-of-audio frame counts too)."""
+        return math.floor(self.config.max_seconds * self.frame_rate + 1e-6)
+
+    def speak(self, request: Request) -> Clip:
+        """Make ``request``'s clip, write its WAV, and return it; a `VoxloraError` naming the request."""
+        try:
+            return self._speak(request)
+        except VoxloraError as e:
+            if not request.where:
+                raise
+            raise VoxloraError(f"{request.where}: {e}") from None
+
+    def _speak(self, request: Request) -> Clip:
+        cfg, model = self.config, self.bundle.model
+        self.adapters.use(request.adapter)
+        turns = [
+            Turn(
+                c.text,
+                request.speaker if c.speaker is None else c.speaker,
+                read_context_audio(c.audio, self.bundle.sample_rate),
+            )
+            for c in request.context
+        ]
+        turns.append(Turn(request.text, request.speaker))
+        inputs = build_inputs(self.bundle.processor, turns, self.bundle.sample_rate).to(model.device)
+        max_frames = self.max_frames()
+        self._check_length(inputs, max_frames)
+
+        started = time.perf_counter()
+        torch.manual_seed(request.seed)
+        codes = generate_codes(model, inputs, max_frames, cfg.temperature, cfg.top_k)
+        elapsed = time.perf_counter() - started
+        codes, ended = trim_at_eos(codes, int(model.config.codebook_eos_token_id))
+        wave = decode(self.bundle.codec, codes)
+
+        rate = cfg.sample_rate or self.bundle.sample_rate
+        wave = vaudio.resample(wave, self.bundle.sample_rate, rate)
+        vaudio.write_wav(request.out, wave, rate)
+        duration = vaudio.duration(wave, rate)
+        log.info(
+            f"{request.out}: {duration:.2f} s, {len(codes)} frames in {elapsed:.2f} s "
+            f"({len(codes) / max(elapsed, 1e-9):.1f} frames/s){'' if ended else ', stopped at --max-seconds'}"
+        )
+        record = {
+            **request.record,
+            "audio": str(request.out),
+            "text": request.text,
+            "speaker": request.speaker,
+            "duration": duration,
+            "sample_rate": rate,
+            "adapter": request.adapter,
+            "merged": bool(request.adapter) and cfg.merge,
+            "seed": request.seed,
+            "frames": len(codes),
+            "ended": "eos" if ended else "max-seconds",
+        }
+        return Clip(record=record, codes=codes, wave=wave)
+
+    def _check_length(self, inputs, max_frames: int) -> None:
+        """The prompt plus the frames to generate must fit the backbone's positions."""
+        limit = int(self.bundle.config.max_position_embeddings)
+        n_prompt = int(inputs["input_ids"].shape[1])
+        if n_prompt + max_frames > limit:
+            raise VoxloraError(
+                f"the prompt ({n_prompt} tokens, context included) plus {max_frames} frames to generate "
+                f"is more than the model's {limit} positions; use shorter context or --max-seconds"
+            )

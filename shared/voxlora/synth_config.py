@@ -1,0 +1,38 @@
+"""Every synth setting and its default, in one place (the command's options read them from here).
+
+Importing this module does not import torch, so ``synth --help`` stays fast.
+"""
+
+from dataclasses import dataclass, field
+
+from voxlora.synth_requests import ContextClip
+
+
+@dataclass
+class SynthConfig:
+    """The settings of one synth run; the defaults are sesame/csm-1b's own where it has them."""
+
+    model: str = "sesame/csm-1b"  # a hub id or a local folder in sesame/csm-1b's layout
+    adapter: str | None = None  # default adapter for requests that name none; None = plain base
+    merge: bool = False  # merge adapters into the weights in memory instead of peft's LoRA layers
+    speaker: int = 0  # CSM speaker id of the new turn (and of context clips that give none)
+    context: list[ContextClip] = field(default_factory=list)  # reference clips said before the text
+    max_seconds: float = 10.0  # generation stops here if the model has not ended the clip (125 frames)
+    temperature: float = 0.9  # sesame/csm-1b's; 0 = greedy
+    top_k: int = 50  # sesame/csm-1b's; 0 = no top-k
+    seed: int = 0  # each clip is seeded with it (or with its record's "seed")
+    sample_rate: int | None = None  # resample the output; None = the model's rate (24 kHz)
+    device: str = "auto"  # auto: cuda when available, else cpu
+    dtype: str = "auto"  # auto: bf16 on cuda, fp32 on cpu
+
+    def resolved_device(self) -> str:
+        if self.device != "auto":
+            return self.device
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+
+    def resolved_dtype(self) -> str:
+        if self.dtype != "auto":
+            return self.dtype
+        return "bf16" if self.resolved_device().startswith("cuda") else "fp32"

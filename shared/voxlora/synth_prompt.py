@@ -1,0 +1,73 @@
+"""The prompt CSM speaks from: context turns (text + audio) and then the text to say.
+
+CSM is a conversational model: it continues a conversation. Voice cloning is giving it reference
+clips of the voice, with their transcripts, as earlier turns; the last turn is the new text, with
+no audio, and the model generates that audio. With the chat template of `sesame/csm-1b` a prompt
+reads (one turn per line here)::
+
+    <|begin_of_text|>[0]Reference one.<|end_of_text|><|AUDIO|><|audio_eos|>
+    <|begin_of_text|>[0]Hello there.<|end_of_text|>
+
+The processor expands each ``<|AUDIO|>`` into one token per codec frame of its clip, and the model
+encodes the clips with its codec inside ``generate``.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from voxlora import audio as vaudio
+from voxlora.errors import VoxloraError
+from voxlora.rejects import Rejected
+
+
+@dataclass
+class Turn:
+    """One turn of the conversation: a speaker says ``text``; ``audio`` (mono, model rate) if heard."""
+
+    text: str
+    speaker: int = 0
+    audio: np.ndarray | None = None
+
+
+def read_context_audio(path, sample_rate: int) -> np.ndarray:
+    """A reference clip as mono float32 at ``sample_rate`` (the model's), or a one-line error."""
+    if not Path(path).is_file():
+        raise VoxloraError(f"{path}: context clip: no such file")
+    try:
+        x, sr = vaudio.load(Path(path))
+        vaudio.check(x)
+    except Rejected as e:
+        raise VoxloraError(f"{path}: context clip: {e}") from None
+    return vaudio.resample(x, sr, sample_rate)
+
+
+def conversation(turns: list[Turn]) -> list[dict]:
+    """CSM chat messages for ``turns``: role is the speaker id, content is the text (+ audio)."""
+    messages = []
+    for turn in turns:
+        content = [{"type": "text", "text": turn.text}]
+        if turn.audio is not None:
+            content.append({"type": "audio"})
+        messages.append({"role": str(turn.speaker), "content": content})
+    return messages
+
+
+def build_inputs(processor, turns: list[Turn], sample_rate: int):
+    """Model inputs for ``turns`` (the last one is what to say): input_ids, attention_mask, and the
+    context audio as input_values / input_values_cutoffs when any turn has audio."""
+    if not turns or turns[-1].audio is not None:
+        raise VoxloraError("internal: the last turn must be text to speak, without audio")
+    special = [
+        t.content for t in processor.tokenizer.added_tokens_decoder.values() if t.special and t.content
+    ]
+    for turn in turns:
+        found = [t for t in special if t in turn.text]
+        if found:
+            raise VoxloraError(f"text {turn.text[:40]!r} contains the model's special token {found[0]!r}")
+    prompt = processor.apply_chat_template(conversation(turns), tokenize=False)
+    clips = [t.audio for t in turns if t.audio is not None]
+    if clips:
+        return processor(text=prompt, audio=clips, sampling_rate=sample_rate)
+    return processor(text=prompt)
