@@ -95,18 +95,10 @@ def weight_files(model) -> list[Path]:
 
 
 def weight_shapes(model) -> dict[str, tuple[int, ...]]:
-    """Every weight's name and shape, read from the safetensors headers alone (no weights loaded)."""
-    from safetensors import safe_open
+    """Every weight's name and shape, read from the safetensors headers alone (no weights, no torch)."""
+    from voxlora.safetensors_stream import shapes
 
-    shapes = {}
-    for file in weight_files(model):
-        try:
-            with safe_open(file, framework="pt") as f:
-                for name in f.keys():
-                    shapes[name] = tuple(f.get_slice(name).get_shape())
-        except Exception as e:  # a truncated or non-safetensors file
-            raise VoxloraError(f"{file}: not a readable safetensors file ({e})") from None
-    return shapes
+    return shapes(weight_files(model))
 
 
 @dataclass
