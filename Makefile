@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(if $(LOCAL_TORCH),$(PY) -m pip install -q "torch==2.13.0")
-	$(PY) -m pip install -q -e ".[dev,demo]"
+	$(PY) -m pip install -q -e ".[dev,demo,mlx]"
 	touch $(STAMP)
 
 demo: setup

@@ -1,0 +1,21 @@
+"""Backends: the same CSM model, adapter and training loss on another array library.
+
+torch (transformers + peft) is the reference backend and lives in `voxlora.models.csm`,
+`voxlora.peft_bridge` and `voxlora.train.loss`. The MLX backend mirrors it function for function,
+over the same inputs (model folders, `voxlora.adapter.Adapter`, `voxlora.train.batches.Batch`)::
+
+    torch                                   MLX (voxlora.backends.mlx_*)
+    models.csm.load_csm(model)              mlx_csm.load_mlx_csm(model)
+    peft_bridge.new_adapter_for(...)        mlx_lora.new_adapter(bundle, settings, seed)  (same tensors)
+    peft_bridge.apply_adapter(m, ad, t)     mlx_lora.apply_adapter(m, ad, trainable=t)
+    peft_bridge.adapter_from_model(m, ad)   mlx_lora.adapter_from_model(m, like=ad)
+    train.loss.csm_loss(model, batch)       mlx_loss.csm_loss(model, batch)
+    one optimizer step of train.loop        mlx_train.Stepper(model, config).step(micro, lr)
+    synth_sample.generate_codes(...)        mlx_generate.generate_codes(model, tokens, ...)
+    codes_cache.encode / synth_sample.decode   mlx_mimi.encode / mlx_mimi.decode
+
+Adapters have one format whichever backend made them (peft's layout, `voxlora.adapter`), so an
+adapter trained on one backend loads on the other. Nothing here imports MLX at package import.
+"""
+
+BACKENDS = ("torch", "mlx")
