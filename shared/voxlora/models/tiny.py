@@ -96,13 +96,20 @@ def tiny_config(num_codebooks: int = 32):
     )
 
 
-def build_tokenizer():
-    """A byte-level BPE tokenizer (no merges) with CSM's special tokens and post-processor."""
+def build_tokenizer(special_start: int = 256):
+    """A byte-level BPE tokenizer (no merges) with CSM's special tokens and post-processor.
+
+    The specials get ids ``special_start`` … ``special_start + 3``: 256 in the tiny model, 128000
+    (Llama-3's ids, as in CSM-1B's config) for full-size checkpoints, with never-produced filler
+    entries in between so the ids line up with the model config.
+    """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
     byte_alphabet = pre_tokenizers.ByteLevel.alphabet()
     vocab = {ch: i for i, ch in enumerate(sorted(byte_alphabet))}
+    for i in range(len(vocab), special_start):
+        vocab[f"<|filler_{i}|>"] = i
     tok = Tokenizer(models.BPE(vocab=vocab, merges=[]))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
@@ -132,13 +139,13 @@ def _set_generation_defaults(model) -> None:
     gen.depth_decoder_temperature = 0.9
 
 
-def write_processor(path: Path) -> None:
+def write_processor(path: Path, special_start: int = 256) -> None:
     """Tokenizer, feature extractor and chat template, saved the way CsmProcessor saves them."""
     from transformers import CsmProcessor, EncodecFeatureExtractor
 
     feature_extractor = EncodecFeatureExtractor(feature_size=1, sampling_rate=24000, padding_value=0.0)
     processor = CsmProcessor(
-        feature_extractor=feature_extractor, tokenizer=build_tokenizer(), chat_template=CHAT_TEMPLATE
+        feature_extractor=feature_extractor, tokenizer=build_tokenizer(special_start), chat_template=CHAT_TEMPLATE
     )
     processor.save_pretrained(path)
 
@@ -169,25 +176,48 @@ def write_tiny_csm(path, seed: int = 0) -> Path:
     return path
 
 
+def mid_config():
+    """A CSM-shaped config of a few hundred million parameters (benchmarks: shows where time goes).
+
+    The real Mimi codec and CSM-1B's audio vocabulary, a narrower and shallower backbone and decoder.
+    """
+    from transformers import CsmConfig, CsmDepthDecoderConfig
+
+    decoder = CsmDepthDecoderConfig(
+        backbone_hidden_size=1024, hidden_size=512, intermediate_size=2048, num_hidden_layers=4,
+        num_attention_heads=8, num_key_value_heads=2,
+    )
+    return CsmConfig(
+        hidden_size=1024, intermediate_size=4096, num_hidden_layers=8, num_attention_heads=16,
+        num_key_value_heads=4, depth_decoder_config=decoder.to_dict(),
+    )
+
+
 def write_full_csm(path, seed: int = 0, dtype: str = "float32") -> Path:
-    """The real CSM-1B config with random weights (benchmarks only: ~6 GB in fp32).
+    """The real CSM-1B config with random weights (benchmarks only: ~6 GB in fp32)."""
+    from transformers import CsmConfig
+
+    return write_random_csm(path, CsmConfig(), seed=seed, dtype=dtype)
+
+
+def write_random_csm(path, config, seed: int = 0, dtype: str = "float32") -> Path:
+    """Any CsmConfig with random weights N(0, 0.02) in sesame/csm-1b's layout (benchmarks, never tests).
 
     Tensors are drawn one at a time and written shard by shard, so memory stays near one shard.
-    The tokenizer is the tiny one (the text vocabulary size in config.json stays CSM-1B's).
+    The tokenizer is the byte-level one, its special tokens at the config's ids.
     """
     import torch
     from safetensors.torch import save_file
-    from transformers import CsmConfig, CsmForConditionalGeneration
+    from transformers import CsmForConditionalGeneration
 
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    config = CsmConfig()
     with torch.device("meta"):
         model = CsmForConditionalGeneration(config)
     _set_generation_defaults(model)
     config.save_pretrained(path)
     model.generation_config.save_pretrained(path)
-    write_processor(path)
+    write_processor(path, special_start=config.bos_token_id)
 
     torch_dtype = getattr(torch, dtype)
     gen = torch.Generator().manual_seed(seed)
@@ -199,6 +229,8 @@ def write_full_csm(path, seed: int = 0, dtype: str = "float32") -> Path:
         if name in tied:
             continue
         t = (torch.randn(p.shape, generator=gen) * 0.02).to(torch_dtype)
+        if name.endswith("norm.weight") or "layer_scale" in name:
+            t = torch.ones(p.shape, dtype=torch_dtype)  # norms at 1, as a trained model's roughly are
         nbytes = t.numel() * t.element_size()
         if shard and size + nbytes > shard_limit:
             shards.append(shard)
