@@ -1,0 +1,140 @@
+"""Checkpoints: everything needed to continue a run exactly, in safetensors and JSON, never pickle.
+
+``OUT/step_NNNNNNN/`` (written whole or not at all, with `atomic_dir`)::
+
+    adapter_config.json, adapter_model.safetensors, voxlora.json   the adapter (PeftModel loads it)
+      or config.json, model.safetensors, tokenizer ...             the whole model, with --full
+    merged/                                                        --save-mode full|both: merged model
+    trainer_state.json          format_version, step, epoch, position, the resolved config, the names
+                                of the trained tensors in optimizer order, optimizer param_groups
+    trainer_state.safetensors   optimizer state (``optimizer.<i>.<name>``), RNG states (``rng.*``)
+
+The data order is a function of (seed, epoch) and the decoder's frames of (seed, epoch, clip), so
+(epoch, position) is all the data state there is; dropout's randomness is torch's global
+generator, saved here.
+"""
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import torch
+
+from voxlora.atomic import atomic_dir
+from voxlora.errors import VoxloraError
+
+FORMAT_VERSION = 1
+STATE_JSON = "trainer_state.json"
+STATE_TENSORS = "trainer_state.safetensors"
+STEP_DIR = re.compile(r"^step_(\d{7,})$")
+
+
+def step_dir(out, step: int) -> Path:
+    return Path(out) / f"step_{step:07d}"
+
+
+def optimizer_to_safetensors(opt_state: dict) -> tuple[dict, dict]:
+    """torch optimizer ``state_dict()`` -> (tensors for safetensors, JSON-ready rest)."""
+    tensors, scalars = {}, {}
+    for index, entries in opt_state["state"].items():
+        for name, value in entries.items():
+            key = f"optimizer.{index}.{name}"
+            if isinstance(value, torch.Tensor):
+                tensors[key] = value.detach().to("cpu").contiguous()
+            else:
+                scalars[key] = value  # numbers, None (e.g. SGD without momentum)
+    return tensors, {"param_groups": opt_state["param_groups"], "scalars": scalars}
+
+
+def optimizer_from_safetensors(tensors: dict, rest: dict) -> dict:
+    state: dict = {}
+    for key, value in [*tensors.items(), *rest["scalars"].items()]:
+        if key.startswith("optimizer."):
+            _, index, name = key.split(".", 2)
+            state.setdefault(int(index), {})[name] = value
+    groups = [{**g, "betas": tuple(g["betas"])} if "betas" in g else g for g in rest["param_groups"]]
+    return {"state": state, "param_groups": groups}
+
+
+def rng_tensors() -> dict:
+    tensors = {"rng.torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        for i, s in enumerate(torch.cuda.get_rng_state_all()):
+            tensors[f"rng.cuda.{i}"] = s
+    if hasattr(torch, "mps") and torch.backends.mps.is_available():
+        tensors["rng.mps"] = torch.mps.get_rng_state()
+    return tensors
+
+
+def restore_rng(tensors: dict) -> None:
+    torch.set_rng_state(tensors["rng.torch"])
+    cuda = [tensors[k] for k in sorted(tensors) if k.startswith("rng.cuda.")]
+    if cuda and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(cuda)
+    if "rng.mps" in tensors and hasattr(torch, "mps") and torch.backends.mps.is_available():
+        torch.mps.set_rng_state(tensors["rng.mps"])
+
+
+def write_checkpoint(
+    path, *, state, optimizer, scaler, config: dict, names: list[str], write_weights
+) -> Path:
+    """Write one checkpoint folder atomically; ``write_weights(folder)`` writes the trained weights."""
+    from safetensors.torch import save_file
+
+    opt_tensors, opt_rest = optimizer_to_safetensors(optimizer.state_dict())
+    meta = {
+        "format_version": FORMAT_VERSION,
+        "step": state.step,
+        "epoch": state.epoch,
+        "position": state.position,
+        "trained": names,
+        "optimizer": opt_rest,
+        "scaler": scaler.state_dict() if scaler is not None else None,
+        "config": config,
+    }
+    with atomic_dir(path) as tmp:
+        write_weights(tmp)
+        save_file({**opt_tensors, **rng_tensors()}, tmp / STATE_TENSORS, metadata={"format": "pt"})
+        (tmp / STATE_JSON).write_text(json.dumps(meta, indent=1) + "\n")
+    return Path(path)
+
+
+def read_checkpoint(path) -> tuple[dict, dict, dict]:
+    """(trainer_state.json as a dict, optimizer state_dict, RNG tensors) of a checkpoint folder."""
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    try:
+        meta = json.loads((path / STATE_JSON).read_text(encoding="utf-8"))
+        tensors = load_file(path / STATE_TENSORS)
+    except FileNotFoundError:
+        raise VoxloraError(f"{path}: not a lora-train checkpoint (no {STATE_JSON})") from None
+    except Exception as e:
+        raise VoxloraError(f"{path}: damaged checkpoint ({e})") from None
+    if int(meta.get("format_version", 0)) != FORMAT_VERSION:
+        raise VoxloraError(
+            f"{path}: checkpoint format {meta.get('format_version')}, this voxlora reads {FORMAT_VERSION}"
+        )
+    optimizer = optimizer_from_safetensors(tensors, meta["optimizer"])
+    rng = {k: v for k, v in tensors.items() if k.startswith("rng.")}
+    return meta, optimizer, rng
+
+
+def checkpoints(out) -> list[Path]:
+    """The step folders in ``out``, oldest first."""
+    out = Path(out)
+    if not out.is_dir():
+        return []
+    found = [(int(m[1]), p) for p in out.iterdir() if p.is_dir() and (m := STEP_DIR.match(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def prune(out, keep_last: int | None) -> list[Path]:
+    """Delete all but the newest ``keep_last`` checkpoints; returns what was deleted."""
+    if keep_last is None:
+        return []
+    old = checkpoints(out)[:-keep_last]
+    for p in old:
+        shutil.rmtree(p, ignore_errors=True)
+    return old

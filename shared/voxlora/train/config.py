@@ -1,0 +1,130 @@
+"""`TrainConfig`: every knob of `lora-train`, with its default, in one flat dataclass.
+
+The command line fills it, `resolve` settles what depends on other fields (the learning rate, the
+cache folder), and the resolved config is written into ``OUT/voxlora-train.json`` and into every
+checkpoint, so a run can be repeated or resumed from its own record.
+"""
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from voxlora.errors import VoxloraError
+
+LORA_LR = 5e-4  # the usual LoRA learning rate for CSM-sized models
+FULL_LR = 1e-5  # full fine-tuning moves every weight: a much smaller step
+CACHE_NAME = "voxlora-codes"  # the default --cache-dir, a folder beside OUT (shared by runs there)
+
+
+@dataclass
+class TrainConfig:
+    # what to train
+    model: str = ""  # repo id or folder of the base CSM
+    manifest: str = ""  # JSONL manifest ("-" = stdin, read whole before training)
+    out: str = ""  # output folder: the adapter, metrics.jsonl, loss.png, step_NNNNNNN/ checkpoints
+    adapter: str | None = None  # start from this adapter folder (e.g. from lora-init) instead of a fresh one
+    lora: dict = field(default_factory=dict)  # LoraSettings.to_dict() of the adapter being trained
+    full: bool = False  # train every weight except the codec (no adapter)
+
+    # how long
+    epochs: int = 5  # passes over the manifest (ignored when max_steps is set)
+    max_steps: int | None = None  # optimizer steps; overrides epochs
+
+    # batches
+    batch_size: int = 4  # clips per micro-batch (ignored with max_batch_frames)
+    grad_accum: int = 1  # micro-batches per optimizer step
+    max_batch_frames: int | None = None  # length-sorted buckets of at most this many padded positions
+
+    # optimisation
+    lr: float | None = None  # None: LORA_LR, or FULL_LR with full
+    warmup_steps: int = 10  # linear warm-up from 0 to lr
+    lr_schedule: str = "cosine"  # cosine | linear | constant (after warm-up)
+    optimizer: str = "adamw"  # adamw | adam | sgd
+    weight_decay: float = 0.0  # decoupled for adamw, L2 for adam and sgd
+    max_grad_norm: float | None = 1.0  # clip the global gradient norm; None or 0: no clipping
+    seed: int = 0  # data order, frame choice, fresh adapter init, dropout
+
+    # CSM specifics
+    decoder_frame_fraction: float = 1 / 16  # frames the depth decoder learns on (1 = every frame)
+    default_speaker: int = 0  # CSM's [speaker] for records without "speaker"
+
+    # numerics and device
+    dtype: str = "fp32"  # fp32 | bf16 | fp16: compute precision (autocast); master weights stay fp32
+    device: str = "auto"  # auto | cpu | cuda | mps
+
+    # validation, logging, saving
+    val_manifest: str | None = None
+    val_every: int = 0  # validate every N steps (0: only at the end); needs val_manifest
+    log_every: int = 10  # one metrics line every N steps
+    save_every: int = 0  # a checkpoint OUT/step_NNNNNNN/ every N steps (0: only the final result)
+    keep_last: int | None = 3  # checkpoints kept (None: all)
+    save_mode: str = "lora"  # lora | full | both: the adapter, a merged model in the base's layout, or both
+    cache_dir: str | None = None  # Mimi codes cache; None: OUT/../voxlora-codes
+    resume: bool = False  # continue from the newest OUT/step_NNNNNNN/ checkpoint
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+# What a resumed run must share with the run that wrote the checkpoint (the rest may change).
+RESUME_FIELDS = (
+    "model", "lora", "full", "epochs", "max_steps", "batch_size", "grad_accum", "max_batch_frames", "lr",
+    "warmup_steps", "lr_schedule", "optimizer", "weight_decay", "max_grad_norm", "seed",
+    "decoder_frame_fraction", "default_speaker", "dtype", "save_mode",
+)  # fmt: skip
+
+CHOICES = {
+    "lr_schedule": ("cosine", "linear", "constant"),
+    "optimizer": ("adamw", "adam", "sgd"),
+    "dtype": ("fp32", "bf16", "fp16"),
+    "device": ("auto", "cpu", "cuda", "mps"),
+    "save_mode": ("lora", "full", "both"),
+}
+
+
+def resolve(config: TrainConfig) -> TrainConfig:
+    """Fill what depends on other fields and refuse impossible combinations (one-line errors).
+
+    >>> resolve(TrainConfig(model="m", manifest="t.jsonl", out="runs/a")).lr
+    0.0005
+    """
+    c = dataclasses.replace(config)
+    if c.lr is None:
+        c.lr = FULL_LR if c.full else LORA_LR
+    if not (isinstance(c.lr, int | float) and math.isfinite(c.lr) and c.lr > 0):
+        raise VoxloraError(f"--lr must be a positive number, got {c.lr}")
+    if c.cache_dir is None:
+        c.cache_dir = str(Path(c.out).resolve().parent / CACHE_NAME)
+    for name, choices in CHOICES.items():
+        if getattr(c, name) not in choices:
+            raise VoxloraError(f"--{name.replace('_', '-')} must be one of {', '.join(choices)}")
+    positive = {
+        "epochs": c.epochs,
+        "batch_size": c.batch_size,
+        "grad_accum": c.grad_accum,
+        "log_every": c.log_every,
+    }
+    for name, value in positive.items():
+        if value < 1:
+            raise VoxloraError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+    for name in ("max_steps", "max_batch_frames", "keep_last"):
+        value = getattr(c, name)
+        if value is not None and value < 1:
+            raise VoxloraError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+    if not 0 < c.decoder_frame_fraction <= 1:
+        raise VoxloraError(f"--decoder-frame-fraction must be in (0, 1], got {c.decoder_frame_fraction}")
+    if c.full and c.adapter:
+        raise VoxloraError("--full trains the whole model; it cannot start from --adapter")
+    if c.full and c.save_mode != "lora":
+        raise VoxloraError("--save-mode is for adapters; --full always saves the whole model")
+    if c.val_every and not c.val_manifest:
+        raise VoxloraError("--val-every needs --val-manifest")
+    if c.warmup_steps < 0 or c.weight_decay < 0 or c.val_every < 0 or c.save_every < 0:
+        raise VoxloraError("--warmup-steps, --weight-decay, --val-every and --save-every cannot be negative")
+    return c

@@ -1,0 +1,116 @@
+"""lora-train: from a JSONL manifest to a trained CSM adapter (metrics JSONL on stdout)."""
+
+from pathlib import Path
+
+import click
+from click.core import ParameterSource
+from voxlora.clikit import command, common_options, emit, run, show_progress
+from voxlora.lora_options import FLAGS as LORA_FLAGS
+from voxlora.lora_options import lora_options
+from voxlora.train.config import CHOICES, FULL_LR, LORA_LR, TrainConfig
+
+D = TrainConfig()  # every default lives in TrainConfig
+
+
+def opt(*decls, **kwargs):
+    """click.option whose default (when it has one) is TrainConfig's."""
+    name = decls[-1].lstrip("-").replace("-", "_")
+    if getattr(D, name, None) is not None and not (kwargs.get("is_flag") or kwargs.get("required")):
+        kwargs.setdefault("default", getattr(D, name))
+        kwargs.setdefault("show_default", True)
+    return click.option(*decls, **kwargs)
+
+
+def choice(name: str, **kwargs):
+    return opt("--" + name.replace("_", "-"), type=click.Choice(CHOICES[name]), **kwargs)
+
+
+# fmt: off
+@command()
+@opt("--model", required=True, help="Base model: a folder in sesame/csm-1b's layout, or a hub id.")
+@opt("--manifest", required=True, help="Training manifest (JSONL); - reads stdin whole first.")
+@opt("-o", "--output", required=True, type=click.Path(file_okay=False, path_type=Path),
+     help="Output folder: the adapter, metrics.jsonl, loss.png, step_NNNNNNN/ checkpoints.")
+@opt("--adapter", type=click.Path(path_type=Path), help="Start from this adapter (e.g. lora-init's).")
+@lora_options
+@opt("--full", is_flag=True, help="Train every weight except the codec (no adapter).")
+@opt("--epochs", type=int, help="Passes over the manifest.")
+@opt("--max-steps", type=int, help="Optimizer steps (overrides --epochs).")
+@opt("--batch-size", type=int, help="Clips per micro-batch.")
+@opt("--grad-accum", type=int, help="Micro-batches per optimizer step.")
+@opt("--max-batch-frames", type=int, help="Length-sorted batches of at most N padded positions (not --batch-size).")
+@opt("--lr", type=float, help=f"Peak learning rate [default: {LORA_LR} LoRA, {FULL_LR} --full].")
+@opt("--warmup-steps", type=int)
+@choice("lr_schedule")
+@choice("optimizer")
+@opt("--weight-decay", type=float)
+@opt("--max-grad-norm", type=float, help="0: no clipping.")
+@opt("--seed", type=click.IntRange(min=0))
+@opt("--decoder-frame-fraction", type=float, help="Share of frames the depth decoder learns on (1: all).")
+@opt("--default-speaker", type=click.IntRange(min=0), help='CSM speaker for records without "speaker".')
+@choice("dtype", help="Compute precision (autocast); trained weights stay fp32.")
+@choice("device")
+@opt("--val-manifest", help="Validation manifest (JSONL).")
+@opt("--val-every", type=int, help="Validate every N steps (0: only at the end).")
+@opt("--log-every", type=int, help="Steps per metrics line.")
+@opt("--save-every", type=int, help="Checkpoint into OUT/step_NNNNNNN/ every N steps (0: none).")
+@opt("--keep-last", type=int, help="Checkpoints kept.")
+@choice("save_mode", help="lora: the adapter; full: a merged model (OUT/merged); both.")
+@opt("--cache-dir", help="Mimi codes cache [default: voxlora-codes/ beside OUT]; safe to delete.")
+@opt("--resume", is_flag=True, help="Continue from the newest checkpoint in OUT (same settings).")
+@common_options
+# fmt: on
+def cli(model, manifest, output, adapter, settings, **options):
+    """Fine-tune CSM on a manifest: LoRA (default), LoRA plus embeddings, or --full.
+
+    Prints one JSON line of metrics every --log-every steps (also kept in OUT/metrics.jsonl), then
+    a last line naming the result, e.g. {"adapter": "runs/voice", "step": 500, ...}. OUT holds an
+    adapter that PeftModel.from_pretrained loads, loss.png and the resolved config.
+
+    \b
+    lora-train --model sesame/csm-1b --manifest train.jsonl -o runs/voice --max-steps 500
+    lora-init --model M -r 16 --targets attn -o a0 && lora-train --model M --adapter a0 --manifest t.jsonl -o a1
+    hf-fetch ./corpus --out-dir c | mkmanifest - --sample-rate 24000 --out-dir w | lora-train --model M --manifest - -o a2
+    """
+    from voxlora.train.recipe import run as run_training
+
+    source = click.get_current_context().get_parameter_source
+    explicit = ["--" + f.replace("_", "-") for f in LORA_FLAGS if source(f) == ParameterSource.COMMANDLINE]
+    if explicit and (adapter or options["full"]):
+        raise click.UsageError(f"{', '.join(explicit)}: LoRA options describe a fresh adapter; not with --adapter or --full")
+    options["max_grad_norm"] = options["max_grad_norm"] or None
+    config = TrainConfig(model=model, manifest=manifest, out=str(output), adapter=adapter and str(adapter), **options)
+    bars = _Bars(show_progress())
+    try:
+        for record in run_training(config, settings, on_clip=bars.clip, on_step=bars.step):
+            emit(record)
+    finally:
+        bars.close()
+
+
+class _Bars:
+    """tqdm bars on stderr (clips encoded, steps trained), only on a terminal."""
+
+    def __init__(self, enabled: bool):
+        self.enabled, self.bars = enabled, {}
+
+    def _update(self, name: str, unit: str) -> None:
+        if self.enabled:
+            from tqdm import tqdm
+
+            if name not in self.bars:
+                self.bars[name] = tqdm(desc=name, unit=unit, leave=False)
+            self.bars[name].update(1)
+
+    def clip(self, n: int) -> None:
+        self._update("codes", "clip")
+
+    def step(self, state) -> None:
+        self._update("train", "step")
+
+    def close(self) -> None:
+        for bar in self.bars.values():
+            bar.close()
+
+
+main = run(cli)
