@@ -38,7 +38,17 @@ def _run(manifest: Path, out_dir: Path, jobs: int) -> float:
     start = time.perf_counter()
     with open(manifest) as stdin:
         subprocess.run(
-            [str(BIN / "mkmanifest"), "-", "--sample-rate", "24000", "--out-dir", str(out_dir), "-j", str(jobs), "-q"],
+            [
+                str(BIN / "mkmanifest"),
+                "-",
+                "--sample-rate",
+                "24000",
+                "--out-dir",
+                str(out_dir),
+                "-j",
+                str(jobs),
+                "-q",
+            ],
             stdin=stdin,
             stdout=subprocess.DEVNULL,
             check=True,
@@ -59,8 +69,16 @@ def bench_mkmanifest(workdir, n: int = 300, seconds: float = 3.0, repeats: int =
     rows = []
     for jobs in settings:
         wall = statistics.median(times[jobs][1:])
-        rows.append({"what": f"mkmanifest --jobs {jobs}", "clips": n, "audio_s": audio_s, "wall_s": wall,
-                     "x_real_time": audio_s / wall, "target": ">= 300x (all cores)" if jobs == cores else ""})
+        rows.append(
+            {
+                "what": f"mkmanifest --jobs {jobs}",
+                "clips": n,
+                "audio_s": audio_s,
+                "wall_s": wall,
+                "x_real_time": audio_s / wall,
+                "target": ">= 300x (all cores)" if jobs == cores else "",
+            }
+        )
     return rows
 
 

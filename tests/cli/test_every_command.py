@@ -4,10 +4,10 @@ import importlib
 import re
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 from click.testing import CliRunner
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,14 +31,18 @@ def test_help(name, flag):
 @pytest.mark.parametrize("name", sorted(SCRIPTS))
 def test_readme_has_a_section(name):
     readme = (ROOT / "README.md").read_text()
-    assert re.search(rf"^### `?{re.escape(name)}`?\s*$", readme, re.M), f"README.md has no '### {name}' section"
+    assert re.search(rf"^### `?{re.escape(name)}`?\s*$", readme, re.M), (
+        f"README.md has no '### {name}' section"
+    )
 
 
 @pytest.mark.parametrize("name", sorted(SCRIPTS))
 def test_help_does_not_import_torch(name):
     module = SCRIPTS[name].split(":")[0]
     code = f"import sys, {module}; sys.exit(1 if 'torch' in sys.modules else 0)"
-    assert subprocess.run([sys.executable, "-c", code]).returncode == 0, f"{module} imports torch at import time"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0, (
+        f"{module} imports torch at import time"
+    )
 
 
 @pytest.mark.parametrize("name", sorted(SCRIPTS))

@@ -9,9 +9,7 @@ from safetensors.torch import load_file, save_file
 from voxlora.cli.lora_train import main
 
 from tests.datagen import speechlike, write_jsonl
-from tests.trainkit import coded_csm, make_manifest, one_thread  # noqa: F401
-
-pytestmark = pytest.mark.usefixtures("one_thread")
+from tests.trainkit import make_manifest  # noqa: F401
 
 
 def train(*args, input=None):
@@ -37,18 +35,18 @@ def test_help_shows_a_pipeline():
     )
 
 
-def test_trains_and_writes_an_adapter_peft_loads(coded_csm, manifest, tmp_path):  # noqa: F811
+def test_trains_and_writes_an_adapter_peft_loads(tiny_csm, manifest, tmp_path):  # noqa: F811
     from peft import PeftModel
     from voxlora.models.csm import load_csm
     from voxlora.peft_bridge import load_adapter_into
 
     out = tmp_path / "run"
-    result = train("--model", coded_csm, "--manifest", manifest, "-o", out, "--max-steps", 4, "--log-every", 2,
+    result = train("--model", tiny_csm, "--manifest", manifest, "-o", out, "--max-steps", 4, "--log-every", 2,
                    "--targets", "attn", "--lr", 1e-2)  # fmt: skip
     assert result.exit_code == 0, result.output
     records = lines(result.stdout)
     assert [r.get("step") for r in records] == [2, 4, 4]
-    assert records[-1] == {"adapter": str(out), "step": 4, "model": str(coded_csm)}
+    assert records[-1] == {"adapter": str(out), "step": 4, "model": str(tiny_csm)}
     for key in (
         "epoch",
         "loss",
@@ -66,33 +64,33 @@ def test_trains_and_writes_an_adapter_peft_loads(coded_csm, manifest, tmp_path):
     assert "trained 4 steps" in result.stderr and "6 clips" in result.stderr
     assert (tmp_path / "voxlora-codes").is_dir()  # the codes cache, beside OUT
 
-    inputs = load_csm(coded_csm).processor.apply_chat_template(
+    inputs = load_csm(tiny_csm).processor.apply_chat_template(
         [{"role": "0", "content": [{"type": "text", "text": "Hello."}, {"type": "audio", "audio": speechlike(0.5)}]}],
         tokenize=True, return_dict=True, output_labels=True,
     )  # fmt: skip
     with torch.no_grad():
-        theirs = PeftModel.from_pretrained(load_csm(coded_csm).model, out).eval()(**inputs)
-        ours = load_adapter_into(load_csm(coded_csm).model, out)[0](**inputs)
-        base = load_csm(coded_csm).model(**inputs)
+        theirs = PeftModel.from_pretrained(load_csm(tiny_csm).model, out).eval()(**inputs)
+        ours = load_adapter_into(load_csm(tiny_csm).model, out)[0](**inputs)
+        base = load_csm(tiny_csm).model(**inputs)
     assert torch.equal(theirs.logits, ours.logits) and torch.equal(theirs.loss, ours.loss)
     assert not torch.allclose(theirs.logits, base.logits)  # training moved something
 
 
-def test_manifest_from_stdin(coded_csm, manifest, tmp_path):  # noqa: F811
+def test_manifest_from_stdin(tiny_csm, manifest, tmp_path):  # noqa: F811
     records = [json.loads(line) for line in manifest.read_text().splitlines()]
     text = "".join(json.dumps({**r, "audio": str(manifest.parent / r["audio"])}) + "\n" for r in records[:3])
     result = train(
-        "--model", coded_csm, "--manifest", "-", "-o", tmp_path / "run", "--max-steps", 1, input=text
+        "--model", tiny_csm, "--manifest", "-", "-o", tmp_path / "run", "--max-steps", 1, input=text
     )
     assert result.exit_code == 0, result.output
     assert lines(result.stdout)[-1]["adapter"] == str(tmp_path / "run") and "3 clips" in result.stderr
 
 
-def test_checkpoints_validation_and_merged_model(coded_csm, manifest, tmp_path):  # noqa: F811
+def test_checkpoints_validation_and_merged_model(tiny_csm, manifest, tmp_path):  # noqa: F811
     from transformers import CsmForConditionalGeneration
 
     out = tmp_path / "run"
-    result = train("--model", coded_csm, "--manifest", manifest, "-o", out, "--max-steps", 4, "--log-every", 4,
+    result = train("--model", tiny_csm, "--manifest", manifest, "-o", out, "--max-steps", 4, "--log-every", 4,
                    "--save-every", 2, "--keep-last", 1, "--save-mode", "both", "--val-manifest", manifest,
                    "--val-every", 2)  # fmt: skip
     assert result.exit_code == 0, result.output
@@ -102,7 +100,7 @@ def test_checkpoints_validation_and_merged_model(coded_csm, manifest, tmp_path):
         "adapter": str(out),
         "merged": str(out / "merged"),
         "step": 4,
-        "model": str(coded_csm),
+        "model": str(tiny_csm),
     }
     assert sorted(p.name for p in out.glob("step_*")) == ["step_0000004"]
     ckpt = out / "step_0000004"
@@ -119,37 +117,37 @@ def test_checkpoints_validation_and_merged_model(coded_csm, manifest, tmp_path):
     CsmForConditionalGeneration.from_pretrained(ckpt / "merged")
 
 
-def test_full_fine_tuning_writes_a_model(coded_csm, manifest, tmp_path):  # noqa: F811
+def test_full_fine_tuning_writes_a_model(tiny_csm, manifest, tmp_path):  # noqa: F811
     from transformers import CsmForConditionalGeneration
 
     out = tmp_path / "run"
-    result = train("--model", coded_csm, "--manifest", manifest, "-o", out, "--max-steps", 1, "--full")
+    result = train("--model", tiny_csm, "--manifest", manifest, "-o", out, "--max-steps", 1, "--full")
     assert result.exit_code == 0, result.output
     assert lines(result.stdout)[-1] == {"model": str(out), "step": 1}
     model = CsmForConditionalGeneration.from_pretrained(out)
-    base = CsmForConditionalGeneration.from_pretrained(coded_csm)
+    base = CsmForConditionalGeneration.from_pretrained(tiny_csm)
     assert not torch.equal(model.lm_head.weight, base.lm_head.weight)
     assert (out / "tokenizer.json").is_file() and (out / "chat_template.jinja").is_file()
 
 
-def test_lora_options_do_not_mix_with_an_adapter(coded_csm, manifest, tmp_path):  # noqa: F811
+def test_lora_options_do_not_mix_with_an_adapter(tiny_csm, manifest, tmp_path):  # noqa: F811
     result = train(
-        "--model", coded_csm, "--manifest", manifest, "-o", tmp_path / "o", "--adapter", tmp_path, "-r", 4
+        "--model", tiny_csm, "--manifest", manifest, "-o", tmp_path / "o", "--adapter", tmp_path, "-r", 4
     )
     assert result.exit_code == 2 and "--rank: LoRA options describe a fresh adapter" in result.output
 
 
 @pytest.fixture
-def lora_init_adapter(coded_csm, tmp_path):  # noqa: F811
+def lora_init_adapter(tiny_csm, tmp_path):  # noqa: F811
     from voxlora.cli.lora_init import main as lora_init
 
-    result = CliRunner().invoke(lora_init.cli, ["--model", str(coded_csm), "-o", str(tmp_path / "a0")])
+    result = CliRunner().invoke(lora_init.cli, ["--model", str(tiny_csm), "-o", str(tmp_path / "a0")])
     assert result.exit_code == 0, result.output
     return tmp_path / "a0"
 
 
-def test_starts_from_a_lora_init_adapter(coded_csm, manifest, tmp_path, lora_init_adapter):  # noqa: F811
-    result = train("--model", coded_csm, "--manifest", manifest, "-o", tmp_path / "run", "--adapter",
+def test_starts_from_a_lora_init_adapter(tiny_csm, manifest, tmp_path, lora_init_adapter):  # noqa: F811
+    result = train("--model", tiny_csm, "--manifest", manifest, "-o", tmp_path / "run", "--adapter",
                    lora_init_adapter, "--max-steps", 1)  # fmt: skip
     assert result.exit_code == 0, result.output
     config = json.loads((tmp_path / "run" / "adapter_config.json").read_text())
@@ -172,24 +170,24 @@ def _bad_shape(adapter):
     save_file(tensors, path)
 
 
-def test_adapter_made_for_another_model(coded_csm, manifest, tmp_path, lora_init_adapter):  # noqa: F811
+def test_adapter_made_for_another_model(tiny_csm, manifest, tmp_path, lora_init_adapter):  # noqa: F811
     from voxlora.adapter import base_fingerprint
 
     _bad_fingerprint(lora_init_adapter)
     result = train(
-        "--model", coded_csm, "--manifest", manifest, "-o", tmp_path / "run", "--adapter", lora_init_adapter
+        "--model", tiny_csm, "--manifest", manifest, "-o", tmp_path / "run", "--adapter", lora_init_adapter
     )
     assert result.exit_code == 1
     assert result.stderr == (
         f"Error: {lora_init_adapter}: made for another model (base fingerprint sha256:0123456789abcdef, "
-        f"{coded_csm} has {base_fingerprint(coded_csm)})\n"
+        f"{tiny_csm} has {base_fingerprint(tiny_csm)})\n"
     )
 
 
-def test_adapter_with_shapes_of_another_model(coded_csm, manifest, tmp_path, lora_init_adapter):  # noqa: F811
+def test_adapter_with_shapes_of_another_model(tiny_csm, manifest, tmp_path, lora_init_adapter):  # noqa: F811
     _bad_shape(lora_init_adapter)
     result = train(
-        "--model", coded_csm, "--manifest", manifest, "-o", tmp_path / "run", "--adapter", lora_init_adapter
+        "--model", tiny_csm, "--manifest", manifest, "-o", tmp_path / "run", "--adapter", lora_init_adapter
     )
     assert result.exit_code == 1
     assert result.stderr == (
@@ -213,7 +211,7 @@ def test_adapter_with_shapes_of_another_model(coded_csm, manifest, tmp_path, lor
         ),
     ],
 )
-def test_bad_input_is_one_line_before_training(coded_csm, tmp_path, monkeypatch, case, message):  # noqa: F811
+def test_bad_input_is_one_line_before_training(tiny_csm, tmp_path, monkeypatch, case, message):  # noqa: F811
     monkeypatch.chdir(tmp_path)
     manifest = make_manifest(tmp_path, n=3)
     records = [json.loads(line) for line in manifest.read_text().splitlines()]
@@ -233,7 +231,7 @@ def test_bad_input_is_one_line_before_training(coded_csm, tmp_path, monkeypatch,
         extra = ["--resume"]
     elif case == "budget":
         extra = ["--max-batch-frames", "20"]
-    result = train("--model", coded_csm, "--manifest", manifest.name, "-o", out, *extra)
+    result = train("--model", tiny_csm, "--manifest", manifest.name, "-o", out, *extra)
     audio = records[1 if case == "vanished" else 0]["audio"]
     assert result.exit_code == 1, result.output
     assert result.stderr == message.format(manifest=manifest.name, audio=audio, out=out)

@@ -6,22 +6,12 @@ import json
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 from click.testing import CliRunner
 from voxlora import adapter_switch
 from voxlora import synth as synth_module
 from voxlora.cli.synth import main
 
 from tests.unit.test_synth_adapters import BACKBONE_QV, write_peft_adapter
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The tiny model is all per-op overhead: one thread is ~8x faster than two on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -22,9 +22,6 @@ from voxlora.train.batches import make_batch  # noqa: E402
 from voxlora.train.loss import csm_loss, unwrap  # noqa: E402
 from voxlora.train.sequences import Clip, build_store  # noqa: E402
 
-from tests.trainkit import coded_csm, one_thread  # noqa: E402, F401
-
-pytestmark = pytest.mark.usefixtures("one_thread")
 LR = 0.05  # plain SGD on the tiny model: learns in 20 steps without diverging
 WIDE = LoraSettings(targets=("all-linear", "lm_head", "projection"), train_embeddings=True)
 
@@ -309,11 +306,11 @@ def test_csm_1b_mlx_layout_loads_to_the_same_model(tiny_csm, mlx_bundle, store, 
     )
 
 
-def test_mimi_encodes_and_decodes_as_torch(coded_csm):  # noqa: F811
+def test_mimi_encodes_and_decodes_as_torch(tiny_csm):  # noqa: F811
     from voxlora.synth_sample import decode
     from voxlora.train.codes_cache import encode
 
-    torch_bundle, bundle = load_csm(coded_csm), mlx_csm.load_mlx_csm(coded_csm)
+    torch_bundle, bundle = load_csm(tiny_csm), mlx_csm.load_mlx_csm(tiny_csm)
     rng = np.random.default_rng(0)
     samples = (rng.standard_normal(1920 * 5) * 0.1).astype(np.float32)
     np.testing.assert_array_equal(
@@ -338,7 +335,7 @@ def test_a_folder_whose_weights_do_not_fit_its_config_is_refused(tiny_csm, tmp_p
         mlx_csm.load_mlx_csm(folder, codec=False)
 
 
-def test_greedy_generation_matches_torch_and_makes_a_wav(coded_csm, tmp_path):  # noqa: F811
+def test_greedy_generation_matches_torch_and_makes_a_wav(tiny_csm, tmp_path):  # noqa: F811
     import soundfile as sf
     from voxlora.audio import write_wav
     from voxlora.backends.mlx_generate import generate_codes
@@ -346,7 +343,7 @@ def test_greedy_generation_matches_torch_and_makes_a_wav(coded_csm, tmp_path):  
     from voxlora.synth_sample import generate_codes as torch_generate
     from voxlora.synth_sample import trim_at_eos
 
-    torch_bundle, bundle = load_csm(coded_csm), mlx_csm.load_mlx_csm(coded_csm)
+    torch_bundle, bundle = load_csm(tiny_csm), mlx_csm.load_mlx_csm(tiny_csm)
     inputs = build_inputs(torch_bundle.processor, [Turn("Hello there.", 0)], torch_bundle.sample_rate)
     tokens = inputs["input_ids"][0].numpy()
     expected = torch_generate(torch_bundle.model, inputs, 5, 0, 0).numpy()

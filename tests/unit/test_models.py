@@ -4,7 +4,6 @@ import json
 
 import pytest
 import torch
-
 from voxlora.errors import VoxloraError
 from voxlora.models.csm import load_csm, model_dir, read_config, weight_shapes
 from voxlora.models.tiny import write_tiny_csm
@@ -12,8 +11,14 @@ from voxlora.models.tiny import write_tiny_csm
 
 def test_tiny_csm_has_the_layout_of_sesame_csm_1b(tiny_csm):
     names = {p.name for p in tiny_csm.iterdir()}
-    for expected in ("config.json", "generation_config.json", "model.safetensors", "tokenizer.json",
-                     "tokenizer_config.json", "chat_template.jinja"):
+    for expected in (
+        "config.json",
+        "generation_config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "chat_template.jinja",
+    ):
         assert expected in names
     config = json.loads((tiny_csm / "config.json").read_text())
     assert config["model_type"] == "csm"

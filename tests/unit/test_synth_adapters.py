@@ -17,15 +17,6 @@ BACKBONE_QV = [f"backbone_model.layers.{i}.self_attn.{p}" for i in range(4) for 
 DECODER_QV = [f"depth_decoder.model.layers.{i}.self_attn.{p}" for i in range(2) for p in ("q_proj", "v_proj")]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The tiny model is all per-op overhead: one thread is ~8x faster than two on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def write_peft_adapter(model_path, out, seed: int, modules: list[str]):
     """A LoRA adapter with non-zero A and B, written by peft itself (what lora-train writes)."""
     from peft import LoraConfig, get_peft_model

@@ -11,15 +11,6 @@ from voxlora.synth import SynthConfig, Synthesizer
 from voxlora.synth_requests import Request
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The tiny model is all per-op overhead: one thread is ~8x faster than two on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def synth(tiny_csm):
     return Synthesizer(SynthConfig(model=str(tiny_csm), max_seconds=0.24))

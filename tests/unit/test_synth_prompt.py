@@ -8,15 +8,6 @@ from voxlora.errors import VoxloraError
 from voxlora.synth_prompt import Turn, build_inputs, conversation, read_context_audio
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The tiny model is all per-op overhead: one thread is ~8x faster than two on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def processor(tiny_csm):
     from transformers import AutoProcessor

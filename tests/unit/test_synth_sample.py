@@ -11,15 +11,6 @@ from voxlora.synth_sample import decode, sampling_kwargs, trim_at_eos, undecodab
 CONFIG = NS(vocab_size=67, codec_config=NS(codebook_size=64))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The tiny model is all per-op overhead: one thread is ~8x faster than two on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def bundle(tiny_csm):
     return load_csm(tiny_csm)

@@ -8,12 +8,12 @@ from voxlora.train.config import TrainConfig, resolve
 from voxlora.train.recipe import read_records
 from voxlora.train.sequences import prepare_clips
 
-from tests.trainkit import coded_csm, make_manifest, one_thread  # noqa: F401
+from tests.trainkit import make_manifest  # noqa: F401
 
 
 @pytest.fixture
-def bundle(coded_csm):  # noqa: F811
-    return load_csm(coded_csm)
+def bundle(tiny_csm):  # noqa: F811
+    return load_csm(tiny_csm)
 
 
 def count_calls(monkeypatch, codec) -> list:
@@ -53,7 +53,6 @@ def test_codec_runs_once_per_clip_and_again_only_for_changed_audio(
     bundle,
     tmp_path,
     monkeypatch,
-    one_thread,  # noqa: F811
 ):
     from voxlora.train.loop import train
 

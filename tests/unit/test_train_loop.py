@@ -16,33 +16,31 @@ from voxlora.train.loop import TrainState, make_optimizer, train
 from voxlora.train.recipe import make_trainable, read_records
 from voxlora.train.sequences import build_store, prepare_clips
 
-from tests.trainkit import coded_csm, make_manifest, one_thread, tensor_hashes  # noqa: F401
-
-pytestmark = pytest.mark.usefixtures("one_thread")
+from tests.trainkit import make_manifest, tensor_hashes  # noqa: F401
 
 
 @pytest.fixture(scope="module")
-def data(coded_csm, tmp_path_factory):  # noqa: F811
+def data(tiny_csm, tmp_path_factory):  # noqa: F811
     """8 clips' codes, computed once for the module."""
     folder = tmp_path_factory.mktemp("train-data")
-    bundle = load_csm(coded_csm)
+    bundle = load_csm(tiny_csm)
     records = read_records(str(make_manifest(folder, n=8)))
     clips, _ = prepare_clips(records, bundle, CodesCache(folder / "cache", codec_identity(bundle.codec)))
     return clips
 
 
-def setup(coded_csm, data, settings=None, **overrides):  # noqa: F811
-    bundle = load_csm(coded_csm)
+def setup(tiny_csm, data, settings=None, **overrides):  # noqa: F811
+    bundle = load_csm(tiny_csm)
     config = resolve(TrainConfig(out="unused", log_every=1, warmup_steps=0, **overrides))
-    adapter = None if config.full else new_adapter_for(coded_csm, settings or LoraSettings(), seed=0)
+    adapter = None if config.full else new_adapter_for(tiny_csm, settings or LoraSettings(), seed=0)
     model, names = make_trainable(bundle, adapter, config)
     return model, build_store(data, bundle.config, 12.5), config, names
 
 
-def test_it_learns_and_changes_only_the_adapter(coded_csm, data):  # noqa: F811
+def test_it_learns_and_changes_only_the_adapter(tiny_csm, data):  # noqa: F811
     settings = LoraSettings(rank=16, alpha=16, targets=("all-linear", "lm_head", "projection"))
     model, store, config, names = setup(
-        coded_csm, data, settings, max_steps=120, batch_size=8, lr=3e-3, lr_schedule="constant"
+        tiny_csm, data, settings, max_steps=120, batch_size=8, lr=3e-3, lr_schedule="constant"
     )
     before = tensor_hashes(model)
     records = list(train(model, store, config))
@@ -56,8 +54,8 @@ def test_it_learns_and_changes_only_the_adapter(coded_csm, data):  # noqa: F811
         assert key in records[-1]
 
 
-def test_train_embeddings_trains_the_embeddings_too(coded_csm, data):  # noqa: F811
-    model, store, config, names = setup(coded_csm, data, LoraSettings(train_embeddings=True), max_steps=2)
+def test_train_embeddings_trains_the_embeddings_too(tiny_csm, data):  # noqa: F811
+    model, store, config, names = setup(tiny_csm, data, LoraSettings(train_embeddings=True), max_steps=2)
     before = tensor_hashes(model)
     list(train(model, store, config))
     after = tensor_hashes(model)
@@ -70,8 +68,8 @@ def test_train_embeddings_trains_the_embeddings_too(coded_csm, data):  # noqa: F
     assert all(".lora_" in n or ".modules_to_save." in n for n in changed)  # the base tables stay
 
 
-def test_full_trains_everything_but_the_codec(coded_csm, data):  # noqa: F811
-    model, store, config, names = setup(coded_csm, data, full=True, max_steps=2, lr=1e-3)
+def test_full_trains_everything_but_the_codec(tiny_csm, data):  # noqa: F811
+    model, store, config, names = setup(tiny_csm, data, full=True, max_steps=2, lr=1e-3)
     before = tensor_hashes(model)
     list(train(model, store, config))
     after = tensor_hashes(model)
@@ -82,11 +80,11 @@ def test_full_trains_everything_but_the_codec(coded_csm, data):  # noqa: F811
     assert not any(n.startswith("codec_model.") for n in names) and len(names) > 40
 
 
-def test_batch_of_four_equals_two_accumulated_batches_of_two(coded_csm, data):  # noqa: F811
+def test_batch_of_four_equals_two_accumulated_batches_of_two(tiny_csm, data):  # noqa: F811
     runs = {}
     for batch_size, grad_accum in ((4, 1), (2, 2)):
         model, store, config, _ = setup(
-            coded_csm, data, LoraSettings(targets=("all-linear",)), max_steps=3,
+            tiny_csm, data, LoraSettings(targets=("all-linear",)), max_steps=3,
             batch_size=batch_size, grad_accum=grad_accum, decoder_frame_fraction=0.25,
         )  # fmt: skip
         records = list(train(model, store, config))
@@ -102,8 +100,8 @@ def test_batch_of_four_equals_two_accumulated_batches_of_two(coded_csm, data):  
         assert torch.allclose(p, params_b[name], atol=1e-6), name
 
 
-def test_loss_and_batches_can_be_swapped(coded_csm, data):  # noqa: F811
-    model, store, config, _ = setup(coded_csm, data, max_steps=3)
+def test_loss_and_batches_can_be_swapped(tiny_csm, data):  # noqa: F811
+    model, store, config, _ = setup(tiny_csm, data, max_steps=3)
     seen = []
 
     def fake_batches(store, config, epoch, position):
@@ -122,8 +120,8 @@ def test_loss_and_batches_can_be_swapped(coded_csm, data):  # noqa: F811
     assert seen == [[0]] * 3 and [r["step"] for r in records] == [1, 2, 3]
 
 
-def test_checkpoint_keeps_the_optimizer_and_rng(coded_csm, data, tmp_path):  # noqa: F811
-    model, store, config, names = setup(coded_csm, data, max_steps=2)
+def test_checkpoint_keeps_the_optimizer_and_rng(tiny_csm, data, tmp_path):  # noqa: F811
+    model, store, config, names = setup(tiny_csm, data, max_steps=2)
     saved = {}
 
     def save(state, optimizer, scaler):
@@ -151,7 +149,7 @@ def test_checkpoint_keeps_the_optimizer_and_rng(coded_csm, data, tmp_path):  # n
     assert [p.name for p in checkpoint.checkpoints(tmp_path)] == ["step_0000002"]
 
 
-def test_kill_and_resume_equals_an_uninterrupted_run(coded_csm, tmp_path):  # noqa: F811
+def test_kill_and_resume_equals_an_uninterrupted_run(tiny_csm, tmp_path):  # noqa: F811
     from safetensors.torch import load_file
     from voxlora.train.recipe import run
 
@@ -159,7 +157,7 @@ def test_kill_and_resume_equals_an_uninterrupted_run(coded_csm, tmp_path):  # no
     settings = LoraSettings(targets=("all-linear",), dropout=0.1)  # dropout: the RNG state matters
 
     def config(out, **kw):
-        return TrainConfig(model=str(coded_csm), manifest=str(manifest), out=str(tmp_path / out), max_steps=6,
+        return TrainConfig(model=str(tiny_csm), manifest=str(manifest), out=str(tmp_path / out), max_steps=6,
                            batch_size=2, save_every=2, log_every=1, **kw)  # fmt: skip
 
     whole = [r for r in run(config("whole"), settings) if "loss" in r]

@@ -9,14 +9,11 @@ from voxlora.train.loss import csm_loss
 from voxlora.train.sequences import Clip, build_store, text_ids
 
 from tests.datagen import speechlike
-from tests.trainkit import coded_csm, one_thread  # noqa: F401
-
-pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture
-def bundle(coded_csm):  # noqa: F811
-    return load_csm(coded_csm)
+def bundle(tiny_csm):  # noqa: F811
+    return load_csm(tiny_csm)
 
 
 def transformers_loss(bundle, text: str, speaker: int, audio):

@@ -55,7 +55,9 @@ def _snapshot(repo_id: str) -> Path:
     os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", "10")
     os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", "10")
     try:
-        return Path(snapshot_download(repo_id, allow_patterns=["*.json", "*.safetensors", "*.jinja", "*.txt"]))
+        return Path(
+            snapshot_download(repo_id, allow_patterns=["*.json", "*.safetensors", "*.jinja", "*.txt"])
+        )
     except LocalEntryNotFoundError:
         raise VoxloraError(
             f"{repo_id}: not in the local Hugging Face cache and the hub cannot be reached "
@@ -75,7 +77,9 @@ def read_config(model) -> dict:
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise VoxloraError(f"{path}: not valid JSON ({e})") from None
     if config.get("model_type") != CSM_MODEL_TYPE:
-        raise VoxloraError(f"{path}: not a CSM model (model_type is {config.get('model_type')!r}, expected 'csm')")
+        raise VoxloraError(
+            f"{path}: not a CSM model (model_type is {config.get('model_type')!r}, expected 'csm')"
+        )
     return config
 
 
@@ -129,8 +133,14 @@ class CsmBundle:
 def torch_dtype(name: str):
     import torch
 
-    names = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
-             "fp16": torch.float16, "float16": torch.float16}
+    names = {
+        "fp32": torch.float32,
+        "float32": torch.float32,
+        "bf16": torch.bfloat16,
+        "bfloat16": torch.bfloat16,
+        "fp16": torch.float16,
+        "float16": torch.float16,
+    }
     if name not in names:
         raise VoxloraError(f"unknown dtype {name!r} (use fp32, bf16 or fp16)")
     return names[name]
@@ -147,7 +157,9 @@ def load_csm(model, dtype: str = "fp32", device: str = "cpu") -> CsmBundle:
     read_config(folder)
     weight_files(folder)  # refuse pickle-only folders before transformers looks at them
     try:
-        csm = CsmForConditionalGeneration.from_pretrained(folder, dtype=torch_dtype(dtype), use_safetensors=True)
+        csm = CsmForConditionalGeneration.from_pretrained(
+            folder, dtype=torch_dtype(dtype), use_safetensors=True
+        )
         processor = AutoProcessor.from_pretrained(folder)
     except (OSError, ValueError) as e:
         raise VoxloraError(f"{folder}: cannot load the CSM model: {str(e).splitlines()[0]}") from None

@@ -19,7 +19,7 @@ from pathlib import Path
 CHAT_TEMPLATE = (
     "\n{%- for message in messages %}\n"
     "    {%- if not message['role'] is string or not message['role'].isdigit() %}\n"
-    '        {{- raise_exception("The role must be an integer or a stringified integer (e.g. \'0\') '
+    "        {{- raise_exception(\"The role must be an integer or a stringified integer (e.g. '0') "
     'designating the speaker id") }}\n'
     "    {%- endif %}\n"
     "{%- endfor %}\n\n"
@@ -145,7 +145,9 @@ def write_processor(path: Path, special_start: int = 256) -> None:
 
     feature_extractor = EncodecFeatureExtractor(feature_size=1, sampling_rate=24000, padding_value=0.0)
     processor = CsmProcessor(
-        feature_extractor=feature_extractor, tokenizer=build_tokenizer(special_start), chat_template=CHAT_TEMPLATE
+        feature_extractor=feature_extractor,
+        tokenizer=build_tokenizer(special_start),
+        chat_template=CHAT_TEMPLATE,
     )
     processor.save_pretrained(path)
 
@@ -170,6 +172,11 @@ def write_tiny_csm(path, seed: int = 0) -> Path:
         for name, p in model.named_parameters():
             if not name.startswith("codec_model."):
                 p.add_(torch.randn(p.shape, generator=gen) * 0.02)
+        # Mimi's codebooks start all zero (every clip would encode to code 0): random centroids,
+        # so different audio gets different codes and a codebook mix-up cannot pass unnoticed.
+        for name, buffer in model.codec_model.named_buffers():
+            if name.endswith("codebook.embed_sum"):
+                buffer.copy_(torch.randn(buffer.shape, generator=gen))
     _set_generation_defaults(model)
     model.save_pretrained(path)
     write_processor(path)
@@ -184,12 +191,20 @@ def mid_config():
     from transformers import CsmConfig, CsmDepthDecoderConfig
 
     decoder = CsmDepthDecoderConfig(
-        backbone_hidden_size=1024, hidden_size=512, intermediate_size=2048, num_hidden_layers=4,
-        num_attention_heads=8, num_key_value_heads=2,
+        backbone_hidden_size=1024,
+        hidden_size=512,
+        intermediate_size=2048,
+        num_hidden_layers=4,
+        num_attention_heads=8,
+        num_key_value_heads=2,
     )
     return CsmConfig(
-        hidden_size=1024, intermediate_size=4096, num_hidden_layers=8, num_attention_heads=16,
-        num_key_value_heads=4, depth_decoder_config=decoder.to_dict(),
+        hidden_size=1024,
+        intermediate_size=4096,
+        num_hidden_layers=8,
+        num_attention_heads=16,
+        num_key_value_heads=4,
+        depth_decoder_config=decoder.to_dict(),
     )
 
 
