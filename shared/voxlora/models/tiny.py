@@ -178,6 +178,9 @@ def write_tiny_csm(path, seed: int = 0) -> Path:
             if name.endswith("codebook.embed_sum"):
                 buffer.copy_(torch.randn(buffer.shape, generator=gen))
     _set_generation_defaults(model)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # a bar for one tiny shard is noise in the demo and tests
     model.save_pretrained(path)
     write_processor(path)
     return path
