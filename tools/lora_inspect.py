@@ -6,6 +6,7 @@ import sys
 import click
 from voxlora.clikit import command, common_options, emit, log, run
 from voxlora.errors import VoxloraError
+from voxlora.lora_options import family_option
 
 
 @command()
@@ -13,17 +14,21 @@ from voxlora.errors import VoxloraError
 @click.option("--model", help="Base model to check the adapter against (folder or hub id).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per adapter instead of a report.")
 @click.option("--top", type=int, default=10, show_default=True, help="Modules listed by update norm.")
+@family_option
 @common_options
-def cli(adapter, model, as_json, top):
-    """Report on ADAPTER (voxlora, peft or mlx-lm folder; - reads JSON records with "adapter").
+def cli(adapter, model, as_json, top, family):
+    """Report on ADAPTER (voxlora, peft, mlx-lm or VoxCPM lora_weights folder; - reads JSON records
+    with "adapter").
 
     Shows rank, alpha, scaling, targets and layers, parameter count (and share of the base when it
     is known), and each module's |scaling * B @ A| (zero for an untrained adapter). With --model,
     every adapter key is checked against the base: exit 1 listing the keys that would be skipped
-    or do not match in shape.
+    or do not match in shape. Targets are named in the model family's terms (csm,
+    higgs-audio-v2, voxcpm): the adapter's recorded family, --family, or the base's config.json.
 
     \b
     lora-inspect runs/voice --model sesame/csm-1b
+    lora-inspect voxcpm-run/checkpoints/latest --model VoxCPM1.5
     lora-init --model sesame/csm-1b -o runs/a0 | lora-inspect --json -
     """
     from voxlora.adapter_report import report
@@ -31,7 +36,7 @@ def cli(adapter, model, as_json, top):
     paths = _from_stdin() if adapter == "-" else [adapter]
     failed = []
     for path in paths:
-        info = report(path, model)
+        info = report(path, model, family)
         if as_json:
             emit(info | {"norms": info["norms"][:top]})
         else:
@@ -63,6 +68,7 @@ def _text(r: dict, top: int) -> str:
     lines = [
         f"adapter      {r['adapter']} ({r['format']})",
         f"base model   {r['base_model']}",
+        f"family       {r['family']}",
         f"rank         {r['r']}   alpha {r['alpha']:g}   scaling {r['scaling']:g}"
         + ("   (rsLoRA)" if r["rslora"] else "")
         + f"   dropout {r['dropout']:g}",

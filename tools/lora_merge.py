@@ -4,13 +4,18 @@ from pathlib import Path
 
 import click
 from voxlora.clikit import command, common_options, emit, log, run
+from voxlora.lora_options import family_option
 
 DTYPES = ("bf16", "fp16", "fp32")
 
 
 @command()
-@click.option("--model", required=True, help="Base model: a folder in sesame/csm-1b's layout, or a hub id.")
-@click.option("--adapter", required=True, help="Adapter folder (voxlora, peft or mlx-lm).")
+@click.option(
+    "--model", required=True, help="Base model: a folder (CSM, Higgs Audio v2 or VoxCPM layout), or a hub id."
+)
+@click.option(
+    "--adapter", required=True, help="Adapter folder (voxlora, peft, mlx-lm or VoxCPM lora_weights)."
+)
 @click.option(
     "-o",
     "--output",
@@ -21,13 +26,14 @@ DTYPES = ("bf16", "fp16", "fp32")
 @click.option(
     "--dtype",
     type=click.Choice(DTYPES),
-    help="Cast the weights (default: keep the base's; the Mimi codec always keeps its dtype).",
+    help="Cast the weights (default: keep the base's; the codec always keeps its dtype).",
 )
+@family_option
 @common_options
-def cli(model, adapter, output, dtype):
+def cli(model, adapter, output, dtype, family):
     """Merge ADAPTER into MODEL: W + scaling * B @ A for every LoRA module, trained embeddings
-    written in, config/tokenizer/processor files copied. Loads with
-    CsmForConditionalGeneration.from_pretrained (and synth --model) like the base.
+    written in, config/tokenizer/processor files copied (and VoxCPM's audiovae.pth). Loads like
+    the base (CSM: CsmForConditionalGeneration.from_pretrained and synth --model).
 
     Streams tensor by tensor over the safetensors shards, so memory stays near the largest
     tensor. An adapter with keys that do not fit the base is refused with the full list.
@@ -40,7 +46,9 @@ def cli(model, adapter, output, dtype):
     from voxlora.models.csm import torch_dtype
 
     loaded = read_adapter(adapter)
-    summary = merge_folder(model, loaded, output, dtype=torch_dtype(dtype) if dtype else None, where=adapter)
+    summary = merge_folder(
+        model, loaded, output, dtype=torch_dtype(dtype) if dtype else None, where=adapter, family=family
+    )
     log.info(
         "wrote %s: %d tensors, %d LoRA modules merged, %d replaced",
         output,

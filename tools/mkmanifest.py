@@ -21,6 +21,7 @@ Examples:
   hf-fetch ./my-dataset --out-dir clips | mkmanifest - --sample-rate 24000 --out-dir wav24 > train.jsonl
   mkmanifest LibriTTS/train-clean-100 --speakers speakers.json --rejects rejects.jsonl > train.jsonl
   mkmanifest LJSpeech-1.1 --max-duration 15 --to csm-mlx > train.json
+  mkmanifest LibriTTS/train-clean-100 --sample-rate 24000 --out-dir wav24 --to chatml > higgs.jsonl
 
 \b
 Output: one JSON object per kept clip, {"audio", "text", "speaker", "duration", "sample_rate", ...};
@@ -62,10 +63,11 @@ clip at all is usable.
 @click.option(
     "--to",
     "fmt",
-    type=click.Choice(["jsonl", "csm-mlx", "voxcpm"]),
+    type=click.Choice(["jsonl", "csm-mlx", "voxcpm", "chatml"]),
     default="jsonl",
     show_default=True,
-    help="Output layout: voxlora JSONL, csm-mlx's JSON list, or VoxCPM's JSONL.",
+    help="Output layout: voxlora JSONL, csm-mlx's JSON list, VoxCPM's JSONL, or Higgs Audio's "
+    "ChatML voice-cloning records (a reference and a target clip of one speaker each).",
 )
 @click.option(
     "-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True, help="Worker processes."
@@ -104,6 +106,11 @@ def cli(
         from tqdm import tqdm
 
         records = tqdm(records, desc="mkmanifest", unit="clip")
+    unpaired = []
+    if fmt == "chatml":
+        from voxlora.chatml import pair_by_speaker
+
+        records = pair_by_speaker(records, unpaired)
     listed = []
     try:
         for record in records:
@@ -119,6 +126,8 @@ def cli(
     if fmt == "csm-mlx":
         sys.stdout.write(json.dumps(listed, ensure_ascii=False, indent=1) + "\n")
         sys.stdout.flush()
+    if unpaired:
+        log.warning("no ChatML record for %d speakers with a single clip (no reference)", len(unpaired))
     if len(speakers):
         log.info("%s", speakers.describe())
     log.info("%s", tally.summary())

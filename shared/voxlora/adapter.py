@@ -13,9 +13,15 @@ config with an unknown key but warns that it came from "a higher version" of pef
 
 mlx-lm adapters (``adapters.safetensors`` with ``<module>.lora_a`` (in, r) / ``lora_b`` (r, out),
 and ``lora_parameters`` {rank, scale, dropout} in adapter_config.json) are read through
-`lora.from_mlx`. Pickled weights (``adapter_model.bin``) are refused, never unpickled.
+`lora.from_mlx`. VoxCPM's own LoRA checkpoints (``lora_weights.safetensors`` with
+``<module>.lora_A`` (r, in) / ``<module>.lora_B`` (out, r), no ``.weight`` suffix, as its LoRALinear
+names its parameters, beside ``lora_config.json`` ``{"base_model", "lora_config": {"r", "alpha",
+"dropout", "enable_lm", "enable_dit", "enable_proj", ...}}``) are read as they are: the same A and
+B as peft's, scaling alpha / r. Pickled weights (``adapter_model.bin``, VoxCPM's
+``lora_weights.ckpt``) are refused, never unpickled.
 """
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -32,6 +38,8 @@ CONFIG = "adapter_config.json"
 WEIGHTS = "adapter_model.safetensors"
 SIDECAR = "voxlora.json"
 MLX_WEIGHTS = "adapters.safetensors"
+VOXCPM_WEIGHTS = "lora_weights.safetensors"  # VoxCPM's own LoRA checkpoint
+VOXCPM_CONFIG = "lora_config.json"
 PREFIX = "base_model.model."  # peft's prefix on every key in adapter_model.safetensors
 
 # peft features voxlora's merge and apply do not implement: refused when reading, never ignored.
@@ -70,7 +78,7 @@ class Adapter:
     rslora: bool = False
     base_model: str | None = None  # what to load it on: a hub id or a folder
     meta: dict = field(default_factory=dict)  # voxlora.json: fingerprint, backend, created_with
-    format: str = "voxlora"  # read from: voxlora | peft | mlx
+    format: str = "voxlora"  # read from: voxlora | peft | mlx | voxcpm
 
     @property
     def scaling(self) -> float:
@@ -122,7 +130,7 @@ class Adapter:
 
 
 def read_adapter(path) -> Adapter:
-    """Read a voxlora, peft or mlx-lm adapter folder (or its weights file) into an `Adapter`."""
+    """Read a voxlora, peft, mlx-lm or VoxCPM adapter folder (or its weights file) into an `Adapter`."""
     path = Path(path)
     folder = path.parent if path.is_file() else path
     if not folder.is_dir():
@@ -131,6 +139,8 @@ def read_adapter(path) -> Adapter:
         return _read_peft(folder)
     if (folder / MLX_WEIGHTS).is_file():
         return _read_mlx(folder)
+    if (folder / VOXCPM_WEIGHTS).is_file():
+        return _read_voxcpm(folder)
     pickles = [p.name for p in folder.iterdir() if p.suffix in (".bin", ".pt", ".pth", ".ckpt", ".pkl")]
     if pickles:
         raise VoxloraError(
@@ -260,6 +270,43 @@ def _read_mlx(folder: Path) -> Adapter:
     )
 
 
+def _read_voxcpm(folder: Path) -> Adapter:
+    """VoxCPM's lora_weights.safetensors + lora_config.json (what its fine-tuning script saves)."""
+    where = folder / VOXCPM_CONFIG
+    info = _read_json(where)
+    config = info.get("lora_config", info)  # {"base_model", "lora_config": {...}}, or the fields alone
+    if not isinstance(config, dict) or "alpha" not in config:
+        raise VoxloraError(f"{where}: no lora_config with r and alpha (VoxCPM's LoRA config)")
+    weights = folder / VOXCPM_WEIGHTS
+    pairs, unknown = {}, []
+    for key, t in _load_tensors(weights).items():
+        module, _, leaf = key.rpartition(".")
+        if leaf in ("lora_A", "lora_B"):
+            pairs.setdefault(module, {})[leaf] = t
+        else:
+            unknown.append(key)
+    if unknown:
+        raise VoxloraError(f"{weights}: tensors voxlora cannot use: {', '.join(sorted(unknown))}")
+    if not pairs:
+        raise VoxloraError(f"{weights}: no lora_A/lora_B tensors")
+    half = sorted(m for m, ab in pairs.items() if len(ab) != 2)
+    if half:
+        raise VoxloraError(f"{weights}: modules with only one of lora_A/lora_B: {', '.join(half)}")
+    r = int(config.get("r") or next(iter(pairs.values()))["lora_A"].shape[0])
+    bad = sorted(m for m, ab in pairs.items() if ab["lora_A"].shape[0] != r)
+    if bad:
+        raise VoxloraError(f"{where}: r is {r} but these modules have another rank: {', '.join(bad)}")
+    return Adapter(
+        r=r,
+        alpha=float(config["alpha"]),
+        lora={m: (ab["lora_A"], ab["lora_B"]) for m, ab in pairs.items()},
+        dropout=float(config.get("dropout") or 0.0),
+        base_model=info.get("base_model") or None,
+        meta={"family": "voxcpm"},
+        format="voxcpm",
+    )
+
+
 def write_adapter(adapter: Adapter, path) -> Path:
     """Write ``adapter`` as a peft/voxlora folder at ``path``, atomically (complete or absent)."""
     from safetensors.torch import save_file
@@ -273,6 +320,30 @@ def write_adapter(adapter: Adapter, path) -> Path:
         (tmp / CONFIG).write_text(json.dumps(adapter.peft_config(), indent=2, sort_keys=True) + "\n")
         (tmp / SIDECAR).write_text(json.dumps(meta, indent=2) + "\n")
     return path
+
+
+def with_base_names(adapter: Adapter, base_shapes: dict, family) -> Adapter:
+    """``adapter`` with module paths renamed to the layout of a base with these tensor names.
+
+    A family may have two layouts of the same modules (Higgs: transformers' ``model.layers.3...``
+    and the original ``layers.3...``); an adapter trained on one is renamed to fit the other.
+    Paths already in the base, and paths with no counterpart, stay as they are.
+    """
+    rename = {m: family.base_name(m, base_shapes) for m in adapter.lora}
+    rename.update(
+        {
+            n: family.base_name(n.removesuffix(".weight"), base_shapes) + ".weight"
+            for n in adapter.trained
+            if n.endswith(".weight")
+        }
+    )
+    if all(k == v for k, v in rename.items()):
+        return adapter
+    return dataclasses.replace(
+        adapter,
+        lora={rename[m]: ab for m, ab in adapter.lora.items()},
+        trained={rename.get(n, n): t for n, t in adapter.trained.items()},
+    )
 
 
 def check_against_base(adapter: Adapter, base_shapes: dict) -> list[str]:

@@ -3,6 +3,8 @@
 `LoraSettings` is the one place the defaults live (from the CSM LoRA guides: r 8, alpha 16, no
 dropout, q_proj and v_proj). `lora_options` adds the matching flags to a click command and hands the
 command one ``settings`` argument; `lora-init` and `lora-train` share it, so the two never disagree.
+`family_option` adds ``--family`` (which model family a checkpoint is, see `voxlora.families`) to the
+file tools; it overrides what the checkpoint's config.json says.
 """
 
 import dataclasses
@@ -25,11 +27,17 @@ class LoraSettings:
     rslora: bool = False  # rank-stabilised scaling alpha / sqrt(rank)
     init: str = "kaiming"  # A's init: kaiming (peft's default) | gaussian; B is always zeros
     train_embeddings: bool = False  # train the text and audio embeddings directly (modules_to_save)
+    family: str | None = None  # model family (voxlora.families); None: recognised from the checkpoint
 
     def to_dict(self) -> dict:
-        """JSON-ready, for the adapter's voxlora.json (so every run can be reproduced)."""
+        """JSON-ready, for the adapter's voxlora.json (so every run can be reproduced).
+
+        ``family`` is left out while None, so CSM runs record exactly what they did before families.
+        """
         d = dataclasses.asdict(self)
         d["targets"] = list(self.targets)
+        if d["family"] is None:
+            del d["family"]
         return d
 
     @classmethod
@@ -48,7 +56,7 @@ FLAGS = ("rank", "alpha", "dropout", "targets", "component", "layers", "rslora",
 
 def _targets(ctx, param, value):
     try:
-        targets.expand_targets(value)
+        targets.check_targets(value)
     except ValueError as e:
         raise click.BadParameter(str(e)) from None
     return tuple(t.strip() for t in value.split(",") if t.strip())
@@ -97,15 +105,16 @@ def lora_options(f):
             callback=_targets,
             help="Comma-separated module names (q_proj k_proj v_proj o_proj gate_proj up_proj "
             "down_proj), presets (attn, mlp, all-linear = attn+mlp, no heads) and heads "
-            "(codebook0_head = lm_head, projection = the decoder's input projector).",
+            "(codebook0_head = lm_head, projection = the decoder's input projector). "
+            "Higgs Audio v2: attn, text-ffn, audio-ffn, all-linear; VoxCPM: attn, mlp, proj.",
         ),
         click.option(
             "--component",
             type=click.Choice(targets.COMPONENT_CHOICES),
             default=DEFAULTS.component,
             show_default=True,
-            help="Which transformer: backbone, decoder (depth decoder) or all. "
-            "The Mimi codec is never targeted.",
+            help="Which transformer: backbone, decoder (depth decoder) or all; VoxCPM: lm, dit "
+            "or all. The codec is never targeted.",
         ),
         click.option(
             "--layers",
@@ -138,3 +147,14 @@ def lora_options(f):
     for option in reversed(options):
         wrapper = option(wrapper)
     return wrapper
+
+
+def family_option(f):
+    """Add ``--family`` to a click command, which then receives ``family`` (a name or None)."""
+    from voxlora.families import NAMES
+
+    return click.option(
+        "--family",
+        type=click.Choice(NAMES),
+        help="Model family of the checkpoint (default: from its config.json model_type).",
+    )(f)

@@ -1,11 +1,13 @@
-"""Merge an adapter into a CSM checkpoint on disk, tensor by tensor, into a standalone model folder.
+"""Merge an adapter into a checkpoint on disk, tensor by tensor, into a standalone model folder.
 
 As torchtune's ``get_merged_lora_ckpt``, no model is built: each base tensor is read, merged with
 `lora.merged_tensor` (trained tensors replaced, ``W + scaling * B @ A`` for LoRA modules), cast, and
 written before the next is read, so memory stays near the largest tensor plus the adapter. Shards
 stay shards (``model.safetensors.index.json`` is rewritten), everything else in the folder (config,
-tokenizer, processor, generation config) is copied, and the result loads with
-``CsmForConditionalGeneration.from_pretrained``.
+tokenizer, processor, generation config) is copied, and the result loads as the base did
+(``CsmForConditionalGeneration.from_pretrained`` for CSM). Which family the folder is (see
+`voxlora.families`) decides what keeps its dtype (the codec) and which weight-like side files are
+copied unread (VoxCPM's audiovae.pth, a pickle that voxlora never opens).
 
 One CSM subtlety: the backbone's audio embedding is tied to the depth decoder's and stored once.
 An adapter that trains one of the two breaks the tie (peft trains a copy), so the merged folder
@@ -13,13 +15,14 @@ stores both tables and sets ``tie_codebooks_embeddings: false`` in its config.js
 """
 
 import json
+import logging
 import shutil
 from pathlib import Path
 
 import torch
 
-from voxlora import lora, targets
-from voxlora.adapter import Adapter, require_fits
+from voxlora import families, lora, targets
+from voxlora.adapter import Adapter, require_fits, with_base_names
 from voxlora.atomic import atomic_dir
 from voxlora.errors import VoxloraError
 from voxlora.safetensors_stream import dtypes, iter_tensors, read_header, write_streaming
@@ -27,34 +30,42 @@ from voxlora.safetensors_stream import dtypes, iter_tensors, read_header, write_
 INDEX = "model.safetensors.index.json"
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".pkl")
 _CONFIG_DTYPE = {torch.float32: "float32", torch.bfloat16: "bfloat16", torch.float16: "float16"}
+log = logging.getLogger("voxlora.merge")
 
 
-def _out_dtype(name: str, dtype: torch.dtype, cast: torch.dtype | None) -> torch.dtype:
+def _out_dtype(name: str, dtype: torch.dtype, cast: torch.dtype | None, family) -> torch.dtype:
     """The codec keeps its dtype (Mimi is not meant for half precision); integer buffers too."""
-    if cast is None or not dtype.is_floating_point or name.startswith("codec_model."):
+    if cast is None or not dtype.is_floating_point or family.is_codec(name):
         return dtype
     return cast
 
 
 def merge_folder(
-    model, adapter: Adapter, out, dtype: torch.dtype | None = None, where: str = "adapter"
+    model,
+    adapter: Adapter,
+    out,
+    dtype: torch.dtype | None = None,
+    where: str = "adapter",
+    family: str | None = None,
 ) -> dict:
     """Write base ``model`` (folder or hub id) with ``adapter`` merged to the folder ``out``, atomically.
 
-    ``dtype`` casts the transformers' floating tensors (None keeps the base's). Raises VoxloraError
-    listing every adapter key that does not fit the base, before anything is written.
+    ``dtype`` casts the transformers' floating tensors (None keeps the base's). ``family`` overrides
+    the model family config.json declares. Raises VoxloraError listing every adapter key that does
+    not fit the base, before anything is written.
     Returns a summary: tensors written, LoRA modules merged, tensors replaced, bytes.
     """
-    from voxlora.models.csm import model_dir, read_config, weight_files
+    from voxlora.models.csm import model_dir, weight_files
 
     src = model_dir(model)
-    read_config(src)
+    kind = families.resolve(src, family)
     out = Path(out)
     if out.resolve() == src.resolve():
         raise VoxloraError(f"{out}: the output folder is the base model's folder")
     files = weight_files(src)
     headers = {file: read_header(file)[0] for file in files}
     stored = {name: tuple(info["shape"]) for header in headers.values() for name, info in header.items()}
+    adapter = with_base_names(adapter, targets.with_tied(stored), kind)
     require_fits(adapter, targets.with_tied(stored), where)
     touched = set(adapter.trained)
     untie = {
@@ -74,12 +85,17 @@ def merge_folder(
                 and f.name != INDEX
             ):
                 shutil.copyfile(f, tmp / f.name)
+        for name in kind.side_files:  # e.g. the codec's own weights file, copied unread
+            if (src / name).is_file():
+                shutil.copyfile(src / name, tmp / name)
+            else:
+                log.warning("%s: no %s in the base; the merged folder needs it too", src, name)
         _rewrite_config(tmp / "config.json", dtype, untied=bool(untie))
         weight_map = {}
         for file in files:
             specs = {}
             for name, info in headers[file].items():
-                specs[name] = (_out_dtype(name, dtypes()[info["dtype"]], dtype), tuple(info["shape"]))
+                specs[name] = (_out_dtype(name, dtypes()[info["dtype"]], dtype, kind), tuple(info["shape"]))
                 if name in by_source:
                     specs[by_source[name]] = specs[name]
             summary["bytes"] += write_streaming(

@@ -1,51 +1,29 @@
-"""Which CSM modules a LoRA adapter wraps, picked by name from the checkpoint's tensor names.
+"""Which modules a LoRA adapter wraps, picked by name from the checkpoint's tensor names.
 
-CSM is two Llama-style transformers and a codec::
+What the names mean is the model family's business (`voxlora.families`: CSM, Higgs Audio v2,
+VoxCPM): where the layer stacks are, which linears a layer has, the presets and heads. This module
+applies a family to ``{tensor name: shape}`` (the safetensors headers, see `base_shapes`), never to a
+loaded model, so a dry run over a 3B checkpoint is instant, and it returns exact module paths, so
+peft is given an unambiguous list rather than a suffix like ``q_proj`` that would also hit a codec.
 
-    backbone_model.layers.{i}.self_attn.{q,k,v,o}_proj    backbone (16 layers in CSM-1B)
-    backbone_model.layers.{i}.mlp.{gate,up,down}_proj
-    depth_decoder.model.layers.{i}....                      depth decoder (4 layers), same names
-    lm_head                                                 the backbone's head (Sesame: codebook0_head)
-    depth_decoder.model.inputs_embeds_projector             backbone -> decoder width (Sesame: projection)
-    codec_model.*                                           the Mimi codec: never targeted, though its
-                                                            own transformer also has q_proj, k_proj, ...
-
-Selection works on ``{tensor name: shape}`` (the safetensors headers, see `base_shapes`), never on a
-loaded model, so a dry run over CSM-1B is instant, and it returns exact module paths, so peft is
-given an unambiguous list rather than a suffix like ``q_proj`` that would also hit the codec.
+A ``--targets`` item is a preset (``attn``, ``all-linear``, a family's own such as Higgs'
+``audio-ffn``), a layer linear (``q_proj``, or ``mlp.gate_proj`` where the leaf is shared), a block
+(Higgs ``audio_mlp``: its three linears) or a head (``lm_head``, VoxCPM ``enc_to_lm_proj``).
 """
 
 import math
 import re
 from dataclasses import dataclass, field
 
+from voxlora import families
 from voxlora.errors import VoxloraError
+from voxlora.families import Family
 
-LAYER_NAMES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-PRESETS = {
-    "attn": ("q_proj", "k_proj", "v_proj", "o_proj"),
-    "mlp": ("gate_proj", "up_proj", "down_proj"),
-    "all-linear": LAYER_NAMES,  # the layers' linears only: heads only when named
-}
-HEADS = {
-    "lm_head": "lm_head",
-    "codebook0_head": "lm_head",
-    "projection": "depth_decoder.model.inputs_embeds_projector",
-    "inputs_embeds_projector": "depth_decoder.model.inputs_embeds_projector",
-}
-COMPONENTS = {"backbone": "backbone_model.layers", "decoder": "depth_decoder.model.layers"}
-COMPONENT_CHOICES = ("backbone", "decoder", "all")
-HEAD_COMPONENT = {"lm_head": "backbone", "depth_decoder.model.inputs_embeds_projector": "decoder"}
+# --component values of every family (each family checks its own in `select`)
+COMPONENT_CHOICES = (*dict.fromkeys(c for f in families.FAMILIES.values() for c in f.components), "all")
+# tensors stored once under another name, in any family (CSM's tied audio embedding)
+TIED = {alias: stored for f in families.FAMILIES.values() for alias, stored in f.tied.items()}
 
-# Trained directly by --train-embeddings (peft's modules_to_save): what the backbone reads.
-EMBEDDINGS = ("embed_text_tokens", "backbone_model.embed_tokens.embed_audio_tokens")
-# With tie_codebooks_embeddings (CSM-1B's default) the backbone's audio embedding *is* the depth
-# decoder's input embedding, and checkpoints store it once, under the decoder's name.
-TIED = {"backbone_model.embed_tokens.embed_audio_tokens.weight": "depth_decoder.model.embed_tokens.weight"}
-
-_LAYER = re.compile(
-    r"^(backbone_model\.layers|depth_decoder\.model\.layers)\.(\d+)\.(?:self_attn|mlp)\.(\w+)$"
-)
 _EMBEDDING_WORDS = ("embed", "embed_tokens", "embed_text_tokens", "embed_audio_tokens")
 
 
@@ -64,31 +42,55 @@ class Selection:
         return sum(math.prod(s) for s in self.trained.values())
 
 
-def expand_targets(spec) -> tuple[list[str], list[str]]:
-    """``"attn,lm_head"`` -> (layer module names, head module paths); ValueError for unknown names.
-
-    >>> expand_targets("attn,codebook0_head")
-    (['q_proj', 'k_proj', 'v_proj', 'o_proj'], ['lm_head'])
-    """
+def _items(spec) -> list[str]:
     items = [t.strip() for t in (spec.split(",") if isinstance(spec, str) else spec) if t.strip()]
     if not items:
         raise ValueError("no targets given")
+    return items
+
+
+def _expand(item: str, family: Family, names: list, heads: list) -> bool:
+    """Add what ``item`` names in ``family`` to ``names``/``heads``; False when it names nothing."""
+    if item in family.presets:
+        for sub in family.presets[item]:
+            _expand(sub, family, names, heads)
+        return True
+    head = family.head_aliases.get(item, item)
+    if head in family.heads:
+        heads.append(head)
+        return True
+    linears = family.matching_linears(item)
+    names += linears
+    return bool(linears)
+
+
+def expand_targets(spec, family: Family = families.CSM) -> tuple[list[str], list[str]]:
+    """``"attn,lm_head"`` -> (layer linear names, head names); ValueError for unknown names.
+
+    >>> expand_targets("attn,codebook0_head")
+    (['q_proj', 'k_proj', 'v_proj', 'o_proj'], ['lm_head'])
+    >>> expand_targets("audio-ffn", families.get("higgs-audio-v2"))[0]
+    ['audio_mlp.gate_proj', 'audio_mlp.up_proj', 'audio_mlp.down_proj']
+    """
     names, heads = [], []
-    for item in items:
-        if item in PRESETS:
-            names += PRESETS[item]
-        elif item in LAYER_NAMES:
-            names.append(item)
-        elif item in HEADS:
-            heads.append(HEADS[item])
-        elif any(w in item for w in _EMBEDDING_WORDS):
-            raise ValueError(
-                f"{item}: embeddings are not LoRA targets; use --train-embeddings to train them directly"
-            )
-        else:
-            known = ", ".join([*LAYER_NAMES, *PRESETS, *HEADS])
-            raise ValueError(f"unknown target {item!r} (known: {known})")
+    for item in _items(spec):
+        if not _expand(item, family, names, heads):
+            raise ValueError(_unknown(item, family.target_names(), f" for {family.name}"))
     return list(dict.fromkeys(names)), list(dict.fromkeys(heads))
+
+
+def check_targets(spec) -> None:
+    """ValueError for an item no family knows (the parse-time check, before the family is known)."""
+    for item in _items(spec):
+        if not any(_expand(item, f, [], []) for f in families.FAMILIES.values()):
+            known = dict.fromkeys(n for f in families.FAMILIES.values() for n in f.target_names())
+            raise ValueError(_unknown(item, known, ""))
+
+
+def _unknown(item: str, known, where: str) -> str:
+    if any(w in item for w in _EMBEDDING_WORDS):
+        return f"{item}: embeddings are not LoRA targets; use --train-embeddings to train them directly"
+    return f"unknown target {item!r}{where} (known: {', '.join(known)})"
 
 
 def parse_layers(spec: str) -> set[int]:
@@ -123,7 +125,7 @@ def format_layers(layers) -> str:
 
 
 def base_shapes(model) -> dict[str, tuple[int, ...]]:
-    """Every tensor a CSM model has, name -> shape, from the safetensors headers (nothing loaded).
+    """Every tensor a model folder has, name -> shape, from the safetensors headers (nothing loaded).
 
     Tied tensors stored once (see `TIED`) are listed under both names, as the loaded model has them.
     """
@@ -142,102 +144,111 @@ def with_tied(shapes: dict) -> dict:
     return shapes
 
 
-def _layer_of(module: str):
-    """(component, layer index, leaf name) of a layer module path, or None."""
-    m = _LAYER.match(module)
-    if not m:
-        return None
-    component = next(c for c, prefix in COMPONENTS.items() if prefix == m[1])
-    return component, int(m[2]), m[3]
+def family_for(shapes: dict, settings=None) -> Family:
+    """``settings.family`` when set, else the family the tensor names look like."""
+    name = getattr(settings, "family", None)
+    return families.get(name) if name else families.guess(shapes)
 
 
-def select(shapes: dict, settings) -> Selection:
+def _first_present(paths, shapes) -> str | None:
+    return next((p for p in paths if f"{p}.weight" in shapes), None)
+
+
+def select(shapes: dict, settings, family: Family | None = None) -> Selection:
     """The modules ``settings`` (a LoraSettings) picks in a model with these tensor shapes.
 
+    ``family`` defaults to `family_for` (``settings.family``, else recognised from the names).
     Raises VoxloraError when the choice matches nothing, names a layer no selected stack has, or
     names a head outside the selected component.
     """
+    family = family or family_for(shapes, settings)
     try:
-        names, heads = expand_targets(settings.targets)
+        names, heads = expand_targets(settings.targets, family)
         layers = parse_layers(settings.layers) if settings.layers else None
     except ValueError as e:
         raise VoxloraError(str(e)) from None
-    if settings.component not in COMPONENT_CHOICES:
-        raise VoxloraError(f"unknown component {settings.component!r} (use backbone, decoder or all)")
-    components = tuple(COMPONENTS) if settings.component == "all" else (settings.component,)
+    if settings.component != "all" and settings.component not in family.components:
+        raise VoxloraError(
+            f"unknown component {settings.component!r} (use {', '.join(family.components)} or all)"
+        )
+    chosen = tuple(family.components) if settings.component == "all" else (settings.component,)
+    stacks = [s for c in chosen for s in family.components[c]]
 
-    lora, present = {}, {c: set() for c in components}
+    lora, present = {}, {s: set() for s in stacks}
     for name, shape in shapes.items():
         module, _, leaf = name.rpartition(".")
-        where = _layer_of(module) if leaf == "weight" else None
-        if where is None or where[0] not in components:
+        where = family.layer_of(module) if leaf == "weight" and not family.is_codec(name) else None
+        if where is None or where[0] not in stacks:
             continue
-        component, index, module_name = where
-        present[component].add(index)
-        if module_name in names and (layers is None or index in layers) and len(shape) == 2:
+        stack, index, linear = where
+        present[stack].add(index)
+        if linear in names and (layers is None or index in layers) and len(shape) == 2:
             lora[module] = tuple(shape)
     if layers is not None:
         missing = layers - set().union(*present.values())
         if missing:
-            have = ", ".join(f"{c} has {format_layers(present[c]) or 'none'}" for c in components)
+            have = ", ".join(f"{s} has {format_layers(present[s]) or 'none'}" for s in stacks)
             raise VoxloraError(f"--layers {format_layers(missing)}: no such layer ({have})")
     for head in heads:
-        component = HEAD_COMPONENT[head]
-        if component not in components:
+        path = _first_present(family.heads[head], shapes) or family.heads[head][0]
+        component = family.head_component.get(head)
+        if component is not None and component not in chosen:
             raise VoxloraError(
-                f"{head} belongs to the {component}, which --component {settings.component} leaves out"
+                f"{path} belongs to the {component}, which --component {settings.component} leaves out"
             )
-        if f"{head}.weight" not in shapes:
-            raise VoxloraError(f"{head}: not in this model")
-        lora[head] = tuple(shapes[f"{head}.weight"])
+        if f"{path}.weight" not in shapes:
+            raise VoxloraError(f"{path}: not in this model")
+        lora[path] = tuple(shapes[f"{path}.weight"])
     if not lora:
         raise VoxloraError(f"--targets {','.join(settings.targets)} matches no module of this model")
 
     trained = {}
     if settings.train_embeddings:
-        for module in EMBEDDINGS:
+        for paths in family.embeddings:
+            module = _first_present(paths, shapes)
+            if module is None:
+                raise VoxloraError(f"{paths[0]}: not in this model, cannot --train-embeddings")
             if module in lora:
                 raise VoxloraError(f"{module}: cannot be both a LoRA target and trained directly")
-            if f"{module}.weight" not in shapes:
-                raise VoxloraError(f"{module}: not in this model, cannot --train-embeddings")
             trained[f"{module}.weight"] = tuple(shapes[f"{module}.weight"])
-    return Selection(lora=dict(sorted(lora.items(), key=lambda kv: module_order(kv[0]))), trained=trained)
+    return Selection(
+        lora=dict(sorted(lora.items(), key=lambda kv: family.module_order(kv[0]))), trained=trained
+    )
 
 
-def module_order(module: str):
-    """A sort key putting modules in model order: backbone layers, lm_head, decoder, by layer number."""
-    where = _layer_of(module)
-    if where is None:
-        return (2 if module.startswith("depth_decoder") else 1, 0, 0, module)
-    component, index, name = where
-    rank = LAYER_NAMES.index(name) if name in LAYER_NAMES else len(LAYER_NAMES)
-    return (0 if component == "backbone" else 3, index, rank, name)
+def module_order(module: str, family: Family = families.CSM):
+    """A sort key putting modules in model order (CSM: backbone layers, lm_head, decoder)."""
+    return family.module_order(module)
 
 
-def describe(modules) -> dict:
-    """What a list of module paths targets, for reports.
+def describe(modules, family: Family | None = None) -> dict:
+    """What a list of module paths targets, for reports (``family`` recognised when not given).
 
     >>> describe(["backbone_model.layers.0.self_attn.q_proj", "backbone_model.layers.1.self_attn.q_proj",
     ...           "lm_head"])
     {'targets': ['q_proj', 'lm_head'], 'layers': {'backbone': '0-1'}, 'other': []}
     """
+    modules = list(modules)
+    family = family or families.guess(modules)
+    ranks = {n: i for i, n in enumerate(family.short_names.values())}
     names, layers, other = [], {}, []
-    for module in sorted(modules, key=module_order):
-        where = _layer_of(module)
+    for module in sorted(modules, key=family.module_order):
+        where = family.layer_of(module)
         if where is not None:
-            component, index, name = where
-            layers.setdefault(component, set()).add(index)
-        elif module in HEAD_COMPONENT:
+            stack, index, name = where
+            layers.setdefault(stack, set()).add(index)
+        elif family.head_of(module) is not None:
             name = module
         else:
             other.append(module)
             continue
         if name not in names:
             names.append(name)
-    names.sort(key=lambda n: LAYER_NAMES.index(n) if n in LAYER_NAMES else len(LAYER_NAMES))
-    return {"targets": names, "layers": {c: format_layers(v) for c, v in layers.items()}, "other": other}
+    names.sort(key=lambda n: ranks.get(n, len(ranks)))
+    return {"targets": names, "layers": {s: format_layers(v) for s, v in layers.items()}, "other": other}
 
 
-def base_params(shapes: dict) -> int:
-    """Parameters of the CSM transformers (the codec excluded), tied tensors counted once."""
-    return sum(math.prod(s) for n, s in shapes.items() if not n.startswith("codec_model.") and n not in TIED)
+def base_params(shapes: dict, family: Family | None = None) -> int:
+    """Parameters of the model's transformers (the codec excluded), tied tensors counted once."""
+    family = family or families.guess(shapes)
+    return sum(math.prod(s) for n, s in shapes.items() if not family.is_codec(n) and n not in TIED)
