@@ -3,6 +3,7 @@
 import sys
 
 import click
+from voxlora.backends import BACKENDS
 from voxlora.clikit import command, common_options, emit, run, show_progress
 from voxlora.synth_config import SynthConfig
 
@@ -13,6 +14,7 @@ HELP = """Speak TEXT with a CSM model (and a LoRA adapter) into a WAV; print one
   synth --model sesame/csm-1b --adapter runs/voice "Hello there." -o hello.wav
   synth --model sesame/csm-1b --context ref.wav --context-text "What ref says." "New text." -o out.wav
   synth --model sesame/csm-1b --out-dir gen < lines.txt | mkmanifest -
+  synth --backend mlx --model sesame/csm-1b "Hello there." -o hello.wav
 
 Without TEXT (or with TEXT "-"), each stdin line is a clip: plain text, or a JSONL record with
 "text" and optional "speaker", "adapter" (a folder, "base" or null), "out", "seed" and "context"
@@ -24,6 +26,13 @@ base model once and each adapter once.
 @command(help=HELP)
 @click.argument("text", required=False)
 @click.option("--model", "-m", default=D.model, show_default=True, help="Hub id or local CSM folder.")
+@click.option(
+    "--backend",
+    type=click.Choice(["auto", *BACKENDS]),
+    default=D.backend,
+    show_default=True,
+    help="torch or mlx (auto: mlx on Apple silicon when installed, else torch).",
+)
 @click.option("--adapter", "-a", type=click.Path(), help="LoRA adapter folder (peft, voxlora or mlx-lm).")
 @click.option("--merge", is_flag=True, help="Merge the adapter into the weights in memory (same audio).")
 @click.option(
@@ -43,7 +52,10 @@ base model once and each adapter once.
     "--sample-rate", type=click.IntRange(min=1000), help="Resample the WAVs (default: the model's)."
 )
 @click.option(
-    "--device", default=D.device, show_default=True, help="cpu, cuda, cuda:1, ... (auto: cuda if any)."
+    "--device",
+    default=D.device,
+    show_default=True,
+    help="torch: cpu, cuda, cuda:1, ... (auto: cuda if any); mlx: cpu or gpu.",
 )
 @click.option(
     "--dtype", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default=D.dtype, show_default=True

@@ -5,10 +5,11 @@
     clip.record   # {"audio": "hello.wav", "text": "Hello there.", "duration": 1.92, ...}
 
 One `Synthesizer` loads the base once and serves every request of a run, switching adapters as the
-requests name them (`AdapterSwitch`). Each clip is seeded on its own (``torch.manual_seed(seed)``),
-so the same text, speaker, context, adapter and seed give the same audio in any run and position.
-The steps, each in its own module: the prompt (`synth_prompt`), sampling codes the codec can
-decode and decoding them (`synth_sample`), then an optional resample and an atomic 16-bit WAV.
+requests name them. Each clip is seeded on its own, so the same text, speaker, context, adapter and
+seed give the same audio in any run and position. The steps, each in its own module: the prompt
+(`synth_prompt`); loading, adapters, sampling codes the codec can decode and decoding them (the
+backend, torch or MLX, picked once from ``SynthConfig.backend``: `synth_backend`); trimming at the
+end-of-audio frame (`synth_sample`), then an optional resample and an atomic 16-bit WAV.
 """
 
 import logging
@@ -20,13 +21,12 @@ import numpy as np
 import torch
 
 from voxlora import audio as vaudio
-from voxlora.adapter_switch import AdapterSwitch
 from voxlora.errors import VoxloraError
-from voxlora.models.csm import load_csm
+from voxlora.synth_backend import generate_codes, load_csm
 from voxlora.synth_config import SynthConfig
 from voxlora.synth_prompt import Turn, build_inputs, read_context_audio
 from voxlora.synth_requests import Request
-from voxlora.synth_sample import decode, generate_codes, trim_at_eos
+from voxlora.synth_sample import trim_at_eos
 
 log = logging.getLogger("voxlora")
 
@@ -41,16 +41,17 @@ class Clip:
 
 
 class Synthesizer:
-    """The base model loaded once, an adapter switch, and `speak` for each request."""
+    """The base model loaded once on its backend, its adapter switch, and `speak` for each request."""
 
     def __init__(self, config: SynthConfig):
         if config.max_seconds <= 0:
             raise VoxloraError(f"--max-seconds must be positive, got {config.max_seconds}")
         self.config = config
         started = time.perf_counter()
-        self.bundle = load_csm(config.model, dtype=config.resolved_dtype(), device=config.resolved_device())
-        self.adapters = AdapterSwitch(self.bundle.model, merge=config.merge)
-        log.info(f"{config.model}: loaded in {time.perf_counter() - started:.1f} s")
+        self.backend = load_csm(config)
+        self.bundle = self.backend.bundle  # the loaded model (torch's CsmBundle or MLX's MlxCsm)
+        self.adapters = self.backend.adapters  # .use(path | None)
+        log.info(f"{config.model}: loaded in {time.perf_counter() - started:.1f} s ({self.backend.name})")
         if self.max_frames() < 1:
             raise VoxloraError(
                 f"--max-seconds {config.max_seconds} is shorter than one audio frame ({1 / self.frame_rate:g} s)"
@@ -59,7 +60,7 @@ class Synthesizer:
     @property
     def frame_rate(self) -> float:
         """Codec frames per second (12.5 for Mimi: 1920 samples at 24 kHz)."""
-        return self.bundle.sample_rate / int(self.bundle.codec.config.frame_size)
+        return self.backend.sample_rate / self.backend.frame_size
 
     def max_frames(self) -> int:
         """Frames to generate at most: --max-seconds holds (the end-of-audio frame counts too)."""
@@ -75,30 +76,29 @@ class Synthesizer:
             raise VoxloraError(f"{request.where}: {e}") from None
 
     def _speak(self, request: Request) -> Clip:
-        cfg, model = self.config, self.bundle.model
+        cfg, backend = self.config, self.backend
         self.adapters.use(request.adapter)
         turns = [
             Turn(
                 c.text,
                 request.speaker if c.speaker is None else c.speaker,
-                read_context_audio(c.audio, self.bundle.sample_rate),
+                read_context_audio(c.audio, backend.sample_rate),
             )
             for c in request.context
         ]
         turns.append(Turn(request.text, request.speaker))
-        inputs = build_inputs(self.bundle.processor, turns, self.bundle.sample_rate).to(model.device)
+        inputs = build_inputs(backend.processor, turns, backend.sample_rate)
         max_frames = self.max_frames()
         self._check_length(inputs, max_frames)
 
         started = time.perf_counter()
-        torch.manual_seed(request.seed)
-        codes = generate_codes(model, inputs, max_frames, cfg.temperature, cfg.top_k)
+        codes = generate_codes(backend, inputs, max_frames, cfg.temperature, cfg.top_k, request.seed)
         elapsed = time.perf_counter() - started
-        codes, ended = trim_at_eos(codes, int(model.config.codebook_eos_token_id))
-        wave = decode(self.bundle.codec, codes)
+        codes, ended = trim_at_eos(codes, backend.eos_id)
+        wave = backend.decode(codes)
 
-        rate = cfg.sample_rate or self.bundle.sample_rate
-        wave = vaudio.resample(wave, self.bundle.sample_rate, rate)
+        rate = cfg.sample_rate or backend.sample_rate
+        wave = vaudio.resample(wave, backend.sample_rate, rate)
         vaudio.write_wav(request.out, wave, rate)
         duration = vaudio.duration(wave, rate)
         log.info(
@@ -122,7 +122,7 @@ class Synthesizer:
 
     def _check_length(self, inputs, max_frames: int) -> None:
         """The prompt plus the frames to generate must fit the backbone's positions."""
-        limit = int(self.bundle.config.max_position_embeddings)
+        limit = self.backend.max_positions
         n_prompt = int(inputs["input_ids"].shape[1])
         if n_prompt + max_frames > limit:
             raise VoxloraError(

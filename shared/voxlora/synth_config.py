@@ -13,8 +13,9 @@ class SynthConfig:
     """The settings of one synth run; the defaults are sesame/csm-1b's own where it has them."""
 
     model: str = "sesame/csm-1b"  # a hub id or a local folder in sesame/csm-1b's layout
+    backend: str = "auto"  # torch | mlx; auto: mlx on Apple silicon when installed, else torch
     adapter: str | None = None  # default adapter for requests that name none; None = plain base
-    merge: bool = False  # merge adapters into the weights in memory instead of peft's LoRA layers
+    merge: bool = False  # merge adapters into the weights in memory instead of applying LoRA layers
     speaker: int = 0  # CSM speaker id of the new turn (and of context clips that give none)
     context: list[ContextClip] = field(default_factory=list)  # reference clips said before the text
     max_seconds: float = 10.0  # generation stops here if the model has not ended the clip (125 frames)
@@ -22,8 +23,13 @@ class SynthConfig:
     top_k: int = 50  # sesame/csm-1b's; 0 = no top-k
     seed: int = 0  # each clip is seeded with it (or with its record's "seed")
     sample_rate: int | None = None  # resample the output; None = the model's rate (24 kHz)
-    device: str = "auto"  # auto: cuda when available, else cpu
-    dtype: str = "auto"  # auto: bf16 on cuda, fp32 on cpu
+    device: str = "auto"  # torch: auto = cuda when available, else cpu; mlx: auto (its default), cpu, gpu
+    dtype: str = "auto"  # auto: bf16 on cuda, fp32 on cpu (and on MLX)
+
+    def resolved_backend(self) -> str:
+        from voxlora.backends import default_backend
+
+        return default_backend() if self.backend == "auto" else self.backend
 
     def resolved_device(self) -> str:
         if self.device != "auto":

@@ -191,3 +191,22 @@ def test_help_shows_a_piped_example():
     result = CliRunner().invoke(main.cli, ["--help"])
     assert result.exit_code == 0
     assert "synth --model sesame/csm-1b --out-dir gen < lines.txt | mkmanifest -" in result.stdout
+
+
+def test_backend_mlx_without_mlx_installed_is_one_line_and_exit_1(tiny_csm, tmp_path, monkeypatch):
+    import sys
+
+    for name in ("mlx", "mlx.core", "mlx_audio"):
+        monkeypatch.setitem(sys.modules, name, None)  # import raises ModuleNotFoundError
+    result = synth(tiny_csm, "Hi.", "--backend", "mlx", "-o", tmp_path / "x.wav")
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[-1] == (
+        "Error: --backend mlx needs mlx and mlx-audio (pip install 'voxlora[mlx]')"
+    )
+    assert not (tmp_path / "x.wav").exists()
+
+
+def test_an_unknown_backend_is_a_usage_error(tiny_csm, tmp_path):
+    result = synth(tiny_csm, "Hi.", "--backend", "jax", "-o", tmp_path / "x.wav")
+    assert result.exit_code == 2
+    assert "'jax' is not one of 'auto', 'torch', 'mlx'" in result.stderr

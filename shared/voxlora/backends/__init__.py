@@ -12,10 +12,23 @@ over the same inputs (model folders, `voxlora.adapter.Adapter`, `voxlora.train.b
     train.loss.csm_loss(model, batch)       mlx_loss.csm_loss(model, batch)
     one optimizer step of train.loop        mlx_train.Stepper(model, config).step(micro, lr)
     synth_sample.generate_codes(...)        mlx_generate.generate_codes(model, tokens, ...)
+    synth_torch.TorchSynth                  synth_mlx.MlxSynth  (synth's one interface: see synth_backend)
     codes_cache.encode / synth_sample.decode   mlx_mimi.encode / mlx_mimi.decode
 
 Adapters have one format whichever backend made them (peft's layout, `voxlora.adapter`), so an
 adapter trained on one backend loads on the other. Nothing here imports MLX at package import.
 """
 
+import importlib.util
+import platform
+import sys
+
 BACKENDS = ("torch", "mlx")
+
+
+def default_backend() -> str:
+    """mlx on Apple silicon when mlx and mlx-audio are installed, else torch (Linux, CUDA, Intel Macs)."""
+    apple = sys.platform == "darwin" and platform.machine() == "arm64"
+    if apple and importlib.util.find_spec("mlx") and importlib.util.find_spec("mlx_audio"):
+        return "mlx"
+    return "torch"
