@@ -36,7 +36,14 @@ def cli(adapter, model, as_json, top, family):
     paths = _from_stdin() if adapter == "-" else [adapter]
     failed = []
     for path in paths:
-        info = report(path, model, family)
+        try:
+            info = report(path, model, family)
+        except VoxloraError as e:  # a bad adapter among several: say so, report the others
+            if len(paths) == 1:
+                raise
+            log.error("Error: %s", e)
+            failed.append(f"{path}: not reported (see above)")
+            continue
         if as_json:
             emit(info | {"norms": info["norms"][:top]})
         else:

@@ -58,6 +58,7 @@ def choice(name: str, **kwargs):
 @choice("save_mode", help="lora: the adapter; full: a merged model (OUT/merged); both.")
 @opt("--cache-dir", help="Mimi codes cache [default: voxlora-codes/ beside OUT]; safe to delete.")
 @opt("--resume", is_flag=True, help="Continue from the newest checkpoint in OUT (same settings).")
+@opt("--strict", is_flag=True, help="Stop at the first bad record or clip (default: warn, skip it).")
 @common_options
 # fmt: on
 def cli(model, manifest, output, adapter, settings, **options):
@@ -67,12 +68,16 @@ def cli(model, manifest, output, adapter, settings, **options):
     a last line naming the result, e.g. {"adapter": "runs/voice", "step": 500, ...}. OUT holds an
     adapter that PeftModel.from_pretrained loads, loss.png and the resolved config.
 
+    Bad records and clips are reported one line each and skipped (--strict: exit 1). SIGTERM or
+    Ctrl-C finish the step, save a checkpoint and exit 143 / 130; --resume continues from it.
+
     \b
     lora-train --model sesame/csm-1b --manifest train.jsonl -o runs/voice --max-steps 500
     lora-init --model M -r 16 --targets attn -o a0 && lora-train --model M --adapter a0 --manifest t.jsonl -o a1
     hf-fetch ./corpus --out-dir c | mkmanifest - --sample-rate 24000 --out-dir w | lora-train --model M --manifest - -o a2
     """
     from voxlora.train.recipe import run as run_training
+    from voxlora.train.signals import Stopped, StopSignals, Terminated
 
     source = click.get_current_context().get_parameter_source
     explicit = ["--" + f.replace("_", "-") for f in LORA_FLAGS if source(f) == ParameterSource.COMMANDLINE]
@@ -82,8 +87,17 @@ def cli(model, manifest, output, adapter, settings, **options):
     config = TrainConfig(model=model, manifest=manifest, out=str(output), adapter=adapter and str(adapter), **options)
     bars = _Bars(show_progress())
     try:
-        for record in run_training(config, settings, on_clip=bars.clip, on_step=bars.step):
-            emit(record)
+        with StopSignals() as stop:
+            for record in run_training(config, settings, on_clip=bars.clip, on_step=bars.step, stop=stop):
+                emit(record)
+    except Stopped as e:
+        bars.close()
+        click.echo(f"lora-train: {e}", err=True)
+        click.get_current_context().exit(e.exit_code)
+    except Terminated:
+        bars.close()
+        click.echo("lora-train: terminated before training started; nothing saved", err=True)
+        click.get_current_context().exit(143)
     finally:
         bars.close()
 

@@ -200,7 +200,7 @@ def test_adapter_with_shapes_of_another_model(tiny_csm, manifest, tmp_path, lora
     "case, message",
     [
         ("empty", "Error: {manifest}: no clips (the manifest is empty)\n"),
-        ("vanished", "Error: {manifest}:2: {audio}: no such audio file\n"),
+        ("vanished", "Error: {manifest}:2: {audio}: file not found\n"),
         ("bad-line", 'Error: {manifest}:3: missing "text"\n'),
         ("lr", "Error: --lr must be a positive number, got 0.0\n"),
         ("unwritable", "Error: {out}: cannot write the output folder (Not a directory)\n"),
@@ -218,10 +218,12 @@ def test_bad_input_is_one_line_before_training(tiny_csm, tmp_path, monkeypatch, 
     out, extra = tmp_path / "run", []
     if case == "empty":
         manifest.write_text("\n")
-    elif case == "vanished":
+    elif case == "vanished":  # with --strict; without, the bad record is skipped (tests/robust)
         (tmp_path / records[1]["audio"]).unlink()
+        extra = ["--strict"]
     elif case == "bad-line":
         write_jsonl(manifest, [*records[:2], {"audio": records[2]["audio"]}])
+        extra = ["--strict"]
     elif case == "lr":
         extra = ["--lr", "0"]
     elif case == "unwritable":
@@ -230,7 +232,7 @@ def test_bad_input_is_one_line_before_training(tiny_csm, tmp_path, monkeypatch, 
     elif case == "resume":
         extra = ["--resume"]
     elif case == "budget":
-        extra = ["--max-batch-frames", "20"]
+        extra = ["--max-batch-frames", "20", "--strict"]
     result = train("--model", tiny_csm, "--manifest", manifest.name, "-o", out, *extra)
     audio = records[1 if case == "vanished" else 0]["audio"]
     assert result.exit_code == 1, result.output

@@ -6,8 +6,12 @@
       or config.json, model.safetensors, tokenizer ...             the whole model, with --full
     merged/                                                        --save-mode full|both: merged model
     trainer_state.json          format_version, step, epoch, position, the resolved config, the names
-                                of the trained tensors in optimizer order, optimizer param_groups
+                                of the trained tensors in optimizer order, optimizer param_groups,
+                                a fingerprint of the training data (``data``)
     trainer_state.safetensors   optimizer state (``optimizer.<i>.<name>``), RNG states (``rng.*``)
+
+A kill while one is being written leaves only a hidden ``.step_NNNNNNN.*.tmp`` folder, which
+`clean_partial` removes; `newest_complete` is what ``--resume`` continues from.
 
 The data order is a function of (seed, epoch) and the decoder's frames of (seed, epoch, clip), so
 (epoch, position) is all the data state there is; dropout's randomness is torch's global
@@ -15,6 +19,7 @@ generator, saved here.
 """
 
 import json
+import logging
 import re
 import shutil
 from pathlib import Path
@@ -28,6 +33,9 @@ FORMAT_VERSION = 1
 STATE_JSON = "trainer_state.json"
 STATE_TENSORS = "trainer_state.safetensors"
 STEP_DIR = re.compile(r"^step_(\d{7,})$")
+PARTIAL = re.compile(r"^\.(step_\d{7,}\..*\.tmp|step_\d{7,}\.old-\d+|weights-\d+)$")  # left by a kill
+OPTIMIZER_STATES = {"adamw": 2, "adam": 2, "sgd": 0}  # fp32 tensors per trained tensor (Adam: m and v)
+log = logging.getLogger("voxlora")
 
 
 def step_dir(out, step: int) -> Path:
@@ -77,7 +85,7 @@ def restore_rng(tensors: dict) -> None:
 
 
 def write_checkpoint(
-    path, *, state, optimizer, scaler, config: dict, names: list[str], write_weights
+    path, *, state, optimizer, scaler, config: dict, names: list[str], write_weights, data: str | None = None
 ) -> Path:
     """Write one checkpoint folder atomically; ``write_weights(folder)`` writes the trained weights."""
     from safetensors.torch import save_file
@@ -92,6 +100,7 @@ def write_checkpoint(
         "optimizer": opt_rest,
         "scaler": scaler.state_dict() if scaler is not None else None,
         "config": config,
+        "data": data,
     }
     with atomic_dir(path) as tmp:
         write_weights(tmp)
@@ -138,3 +147,36 @@ def prune(out, keep_last: int | None) -> list[Path]:
     for p in old:
         shutil.rmtree(p, ignore_errors=True)
     return old
+
+
+def newest_complete(out):
+    """(path, trainer_state.json, optimizer state_dict, RNG tensors) of the newest readable checkpoint.
+
+    A damaged one (a disk fault; a kill cannot make one) is skipped with a warning. None: none at all.
+    """
+    for path in reversed(checkpoints(out)):
+        try:
+            return (path, *read_checkpoint(path))
+        except VoxloraError as e:
+            log.warning("skipping %s", e)
+    return None
+
+
+def clean_partial(out) -> list[Path]:
+    """Remove the hidden temporary folders a killed run left in ``out``; returns them."""
+    out = Path(out)
+    if not out.is_dir():
+        return []
+    found = sorted(p for p in out.iterdir() if PARTIAL.match(p.name))
+    for p in found:
+        shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+    return found
+
+
+def estimate_bytes(trained_params: int, optimizer: str, extra: int = 0) -> int:
+    """About how many bytes one checkpoint takes: fp32 weights, the optimizer's state, ``extra``.
+
+    >>> estimate_bytes(1000, "adamw")
+    12000
+    """
+    return trained_params * 4 * (1 + OPTIMIZER_STATES.get(optimizer, 2)) + extra

@@ -62,6 +62,7 @@ class TrainConfig:
     save_mode: str = "lora"  # lora | full | both: the adapter, a merged model in the base's layout, or both
     cache_dir: str | None = None  # Mimi codes cache; None: OUT/../voxlora-codes
     resume: bool = False  # continue from the newest OUT/step_NNNNNNN/ checkpoint
+    strict: bool = False  # a bad manifest record or clip stops the run (default: warned about, skipped)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

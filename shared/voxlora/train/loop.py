@@ -9,6 +9,10 @@ One optimizer step = ``grad_accum`` micro-batches. Each micro-batch contributes
 the *whole step*, so accumulating micro-batches gives the gradient of one big batch.
 Everything random is seeded: data order and decoder frames by (seed, epoch) (`batches.py`),
 dropout by torch's global generator, whose state checkpoints keep.
+
+Two ways out before the last step: ``should_stop()`` turning true (a signal, checked between
+steps: the loop saves a checkpoint and returns), and a NaN or infinite loss or gradient norm
+(`NonFinite`, raised before the optimizer touches the weights, so nothing bad is ever saved).
 """
 
 import contextlib
@@ -19,8 +23,17 @@ from dataclasses import dataclass
 
 import torch
 
+from voxlora.errors import VoxloraError
 from voxlora.train import batches as batches_mod
 from voxlora.train.loss import csm_loss
+
+
+class NonFinite(VoxloraError):
+    """The loss or the gradient norm of optimizer step ``step`` (1-based) is NaN or infinite."""
+
+    def __init__(self, step: int, what: str):
+        super().__init__(f"step {step}: {what}")
+        self.step = step
 
 
 @dataclass
@@ -103,11 +116,13 @@ def train(
     optimizer_state: dict | None = None,
     save: Callable | None = None,
     on_step: Callable[[TrainState], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> Iterator[dict]:
     """Train ``model``'s tensors that require grad on ``store``; yield metrics (and val) records.
 
     ``config`` is a resolved `TrainConfig`. ``state`` and ``optimizer_state`` continue a run.
-    ``save(state, optimizer, scaler)`` is called every ``config.save_every`` steps.
+    ``save(state, optimizer, scaler)`` is called every ``config.save_every`` steps, and when
+    ``should_stop()`` is true after a step (then the loop returns).
     """
     state = state or TrainState()
     params = [p for p in model.parameters() if p.requires_grad]
@@ -154,6 +169,7 @@ def train(
         if scaler is not None:
             scaler.unscale_(optimizer)
         grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
+        check_finite(state.step + 1, step_backbone + step_decoder, None if scaler else grad_norm)
         lr = optimizer.param_groups[0]["lr"]
         if scaler is not None:
             scaler.step(optimizer)
@@ -192,8 +208,31 @@ def train(
             (config.val_every and state.step % config.val_every == 0) or state.step == steps
         ):
             out.append({"step": state.step, **evaluate(model, val_store, config, device, loss)})
-        if save is not None and config.save_every and state.step % config.save_every == 0:
+        saved = save is not None and config.save_every and state.step % config.save_every == 0
+        if saved:
             save(state, optimizer, scaler)  # before the step's lines go out: a line printed is a step kept
+        stop = should_stop is not None and should_stop() and state.step < steps
+        if stop and save is not None and not saved:
+            save(state, optimizer, scaler)
         window["start"] += time.perf_counter() - paused
         yield from out
+        if stop:
+            break
     model.eval()
+
+
+def check_finite(step: int, loss: torch.Tensor, grad_norm: torch.Tensor | None) -> None:
+    """Raise `NonFinite` when the step's loss (or gradient norm) is NaN or infinite (one sync).
+
+    With fp16's GradScaler the gradient norm is not checked: an overflow there is the scaler's to
+    handle (it skips the step and lowers the scale).
+    """
+    values = torch.stack(
+        [loss.detach().float().reshape(()), *([grad_norm.float()] if grad_norm is not None else [])]
+    )
+    if bool(torch.isfinite(values).all()):
+        return
+    loss_value = float(values[0])
+    if not math.isfinite(loss_value):
+        raise NonFinite(step, f"the loss is {loss_value}")
+    raise NonFinite(step, f"the gradient norm is {float(values[1])}")

@@ -12,8 +12,10 @@ error *before* the model is loaded or any audio is encoded. Then:
 """
 
 import dataclasses
+import hashlib
 import json
 import logging
+import math
 import os
 import shutil
 import time
@@ -37,25 +39,40 @@ def check_writable(out: Path) -> None:
         raise VoxloraError(f"{out}: cannot write the output folder ({e.strerror or e})") from None
 
 
-def read_records(manifest: str) -> list[dict]:
-    """Every record of a manifest (``-``: stdin, read whole), each with ``where`` for messages.
+def read_records(manifest: str, strict: bool = False, jobs: int = 1) -> list[dict]:
+    """The usable records of a manifest (``-``: stdin, read whole), each with ``where`` for messages.
 
-    Refuses a bad line, an empty manifest and an audio file that is not there, naming the line.
+    Checked as mkmanifest checks them (`voxlora.prepare`): bad lines, duplicates, and audio that is
+    missing, a folder, unreadable, truncated, empty, silent or NaN. Each bad record is one warning
+    line naming its line and file, and the good ones are kept; ``strict`` raises the first instead.
+    No usable record at all is an error.
     """
     from voxlora.manifest import STDIN, display_path, iter_manifest
+    from voxlora.prepare import PrepareConfig, prepare
+    from voxlora.rejects import Tally
 
-    records = []
-    for entry in iter_manifest(manifest):
-        if entry.error is not None:
-            raise entry.error
-        record = entry.record
-        record["where"] = f"{entry.where}: {display_path(record['audio'])}"
-        if not os.path.isfile(record["audio"]):
-            raise VoxloraError(f"{record['where']}: no such audio file")
-        records.append(record)
+    def entries():
+        for entry in iter_manifest(manifest):
+            if entry.record is not None:
+                shown = display_path(entry.record["audio"])
+                entry.record["where"] = f"{entry.where}: {shown}"
+            yield entry
+
+    tally = Tally()
+    records = list(prepare(entries(), PrepareConfig(strict=strict, jobs=jobs), _no_speaker_names, tally))
+    name = STDIN if manifest == "-" else manifest
+    if tally.rejected:
+        log.warning("%s: %s", name, tally.summary())
     if not records:
-        raise VoxloraError(f"{STDIN if manifest == '-' else manifest}: no clips (the manifest is empty)")
+        if tally.rejected:
+            raise VoxloraError(f"{name}: no usable clips ({tally.rejected} bad records, listed above)")
+        raise VoxloraError(f"{name}: no clips (the manifest is empty)")
     return records
+
+
+def _no_speaker_names(name):
+    """lora-train does not number ``speaker_name``s (mkmanifest does): no "speaker" is --default-speaker."""
+    return None
 
 
 def pick_device(name: str) -> str:
@@ -157,16 +174,20 @@ class Saver:
             merge_folder(self.folder, adapter, dest / "merged")
 
 
-def run(config: TrainConfig, settings=None, on_clip=None, on_step=None):
+def run(config: TrainConfig, settings=None, on_clip=None, on_step=None, stop=None):
     """Train as ``config`` says; yield metrics records, then the result record.
 
     ``settings`` (a LoraSettings) describes a fresh adapter; ignored with ``adapter`` or ``full``.
+    ``stop`` (a `signals.StopSignals`) is armed when training starts: a signal then ends the run
+    after the current step with a checkpoint, and `signals.Stopped` is raised.
     """
     from voxlora.train import checkpoint
 
     config = resolve(config)
     out = Path(config.out)
     check_writable(out)
+    for leftover in checkpoint.clean_partial(out):
+        log.info("removed %s (a checkpoint cut short by a kill)", leftover)
     earlier = checkpoint.checkpoints(out)
     if config.resume and not earlier:
         raise VoxloraError(f"{out}: nothing to resume (no step_NNNNNNN/ checkpoint in it)")
@@ -175,8 +196,6 @@ def run(config: TrainConfig, settings=None, on_clip=None, on_step=None):
             f"{out}: holds checkpoints of an earlier run ({earlier[-1].name}/); "
             "add --resume to continue it, or choose another output folder"
         )
-    records = read_records(config.manifest)
-    val_records = read_records(config.val_manifest) if config.val_manifest else None
 
     from voxlora.models.csm import model_dir, read_config
 
@@ -196,11 +215,35 @@ def run(config: TrainConfig, settings=None, on_clip=None, on_step=None):
         config.lora = settings.to_dict()
     resume = None
     if config.resume:
-        resume = Resume(earlier[-1], *checkpoint.read_checkpoint(earlier[-1]))
+        found = checkpoint.newest_complete(out)
+        if found is None:
+            raise VoxloraError(f"{out}: nothing to resume (no complete step_NNNNNNN/ checkpoint in it)")
+        resume = Resume(*found)
         check_resumable(resume, config)
         if not config.full:
             adapter = load_adapter_for(resume.path, folder, config)
-    yield from _train(config, folder, out, adapter, records, val_records, on_clip, on_step, resume)
+    require_room_for_checkpoints(out, config, folder, adapter)
+    records = read_records(config.manifest, config.strict)
+    val_records = read_records(config.val_manifest, config.strict) if config.val_manifest else None
+    yield from _train(config, folder, out, adapter, records, val_records, on_clip, on_step, resume, stop)
+
+
+def require_room_for_checkpoints(out: Path, config: TrainConfig, folder: Path, adapter) -> None:
+    """Refuse to start when ``out`` has no room for one checkpoint (estimated from the adapter size)."""
+    from voxlora.diskspace import require_room
+    from voxlora.train.checkpoint import estimate_bytes
+
+    model_bytes = sum(f.stat().st_size for f in folder.glob("*.safetensors"))
+    if config.full:
+        from voxlora import targets
+
+        shapes = targets.base_shapes(folder)
+        trained = sum(math.prod(s) for n, s in shapes.items() if not n.startswith("codec_model."))
+        needed = estimate_bytes(trained, config.optimizer, extra=model_bytes)
+    else:
+        merged = model_bytes if config.save_mode in ("full", "both") else 0
+        needed = estimate_bytes(adapter.num_params(), config.optimizer, extra=merged)
+    require_room(out, needed, "a checkpoint")
 
 
 @dataclasses.dataclass
@@ -212,27 +255,56 @@ class Resume:
 
 
 def check_resumable(resume: Resume, config: TrainConfig) -> None:
-    """A resumed run must train the same way as the run that wrote the checkpoint."""
+    """A resumed run must train the same way as the run that wrote the checkpoint.
+
+    Every difference is listed, LoRA options one by one: ``lora.rank 4 (checkpoint: 8)``.
+    """
     from voxlora.train.config import RESUME_FIELDS
 
     theirs, ours = resume.meta["config"], config.to_dict()
-    differ = [
-        f"{name} {ours[name]!r} (checkpoint: {theirs.get(name)!r})"
-        for name in RESUME_FIELDS
-        if theirs.get(name) != ours[name]
-    ]
+    differ = []
+    for name in RESUME_FIELDS:
+        a, b = ours[name], theirs.get(name)
+        if name == "model" and a != b and _same_folder(a, b):
+            continue
+        if isinstance(a, dict) and isinstance(b, dict):
+            differ += [
+                f"{name}.{k} {a.get(k)!r} (checkpoint: {b.get(k)!r})"
+                for k in sorted(a.keys() | b.keys())
+                if _plain(a.get(k)) != _plain(b.get(k))
+            ]
+        elif a != b:
+            differ.append(f"{name} {a!r} (checkpoint: {b!r})")
     if differ:
         raise VoxloraError(f"{resume.path}: this run differs from the checkpoint's: {'; '.join(differ)}")
 
 
-def _train(config, folder, out, adapter, records, val_records, on_clip, on_step, resume=None):
+def _plain(value):
+    """JSON's view of a value (a tuple read back from JSON is a list)."""
+    return json.loads(json.dumps(value))
+
+
+def _same_folder(a, b) -> bool:
+    return bool(a and b) and Path(a).exists() and Path(b).exists() and Path(a).resolve() == Path(b).resolve()
+
+
+def data_fingerprint(clips) -> str:
+    """A hash of the training data as the model sees it (token ids and Mimi codes, in order)."""
+    digest = hashlib.sha256()
+    for clip in clips:
+        digest.update(json.dumps(clip.text_ids).encode())
+        digest.update(clip.codes.to("cpu").contiguous().numpy().tobytes())
+    return "sha256:" + digest.hexdigest()[:16]
+
+
+def _train(config, folder, out, adapter, records, val_records, on_clip, on_step, resume=None, stop=None):
     import torch
 
     from voxlora.atomic import atomic_write_text
     from voxlora.models.csm import load_csm
     from voxlora.train import checkpoint, metrics
     from voxlora.train.codes_cache import CodesCache, codec_identity
-    from voxlora.train.loop import TrainState, train
+    from voxlora.train.loop import NonFinite, TrainState, total_steps, train
     from voxlora.train.sequences import build_store, check_lengths, prepare_clips
 
     torch.manual_seed(config.seed)
@@ -248,13 +320,24 @@ def _train(config, folder, out, adapter, records, val_records, on_clip, on_step,
     frame_rate = float(bundle.codec.config.frame_rate)
     max_positions = int(bundle.config.max_position_embeddings)
 
-    def prepare(recs):
+    def prepare(recs, manifest):
         clips, stats = prepare_clips(recs, bundle, cache, config.default_speaker, device, on_clip)
-        check_lengths(clips, max_positions, config.max_batch_frames)
-        return build_store(clips, bundle.config, frame_rate), stats
+        fitting = []
+        for clip in clips:  # a clip too long for the model is never cut: skipped, or with --strict refused
+            try:
+                check_lengths([clip], max_positions, config.max_batch_frames)
+                fitting.append(clip)
+            except VoxloraError as e:
+                if config.strict:
+                    raise
+                log.warning("%s", e)
+        if not fitting:
+            raise VoxloraError(f"{manifest}: no clip fits the model or the batch budget (listed above)")
+        stats.clips, stats.frames = len(fitting), sum(int(c.codes.shape[1]) for c in fitting)
+        return build_store(fitting, bundle.config, frame_rate), stats, data_fingerprint(fitting)
 
-    store, stats = prepare(records)
-    val_store = prepare(val_records)[0] if val_records else None
+    store, stats, data = prepare(records, config.manifest)
+    val_store = prepare(val_records, config.val_manifest)[0] if val_records else None
     log.info(
         "%d clips, %.1f s of audio (%d encoded, %d from the cache %s) in %.1f s",
         stats.clips, stats.frames / frame_rate, stats.encoded, stats.cached, config.cache_dir,
@@ -278,6 +361,7 @@ def _train(config, folder, out, adapter, records, val_records, on_clip, on_step,
             config=config.to_dict(),
             names=names,
             write_weights=lambda tmp: saver.write(tmp, state.step),
+            data=data,
         )
         checkpoint.prune(out, config.keep_last)
 
@@ -285,23 +369,50 @@ def _train(config, folder, out, adapter, records, val_records, on_clip, on_step,
     if resume is not None:
         if names != resume.meta["trained"]:
             raise VoxloraError(f"{resume.path}: the checkpoint trained other tensors than this run would")
+        if resume.meta.get("data") not in (None, data):
+            raise VoxloraError(
+                f"{resume.path}: the training data differs from the checkpoint's (a clip added, removed, "
+                "changed or skipped since); resuming would not continue the same run"
+            )
         state = TrainState(resume.meta["step"], resume.meta["epoch"], resume.meta["position"])
         optimizer_state = {"optimizer": resume.optimizer, "scaler": resume.meta["scaler"]}
         checkpoint.restore_rng(resume.rng)  # last: loading and wrapping the model draw from it
         log.info("resuming from %s at step %d", resume.path, state.step)
     log_file = metrics.MetricsFile(out / metrics.METRICS, keep_until_step=state.step if state else None)
     history, step, started = list(log_file.kept), state.step if state else 0, time.perf_counter()
+    done = [step]  # the last step trained (every step, not only the logged ones)
+
+    def stepped(s):
+        done[0] = s.step
+        if on_step is not None:
+            on_step(s)
+
+    if stop is not None:
+        stop.arm()
     try:
         for record in train(
             model, store, config, val_store=val_store, device=device, state=state,
-            optimizer_state=optimizer_state, save=save, on_step=on_step,
+            optimizer_state=optimizer_state, save=save, on_step=stepped,
+            should_stop=(lambda: stop.requested is not None) if stop is not None else None,
         ):  # fmt: skip
             log_file.write(record)
             history.append(record)
             step = record["step"]
             yield record
+    except NonFinite as e:
+        last = checkpoint.checkpoints(out)
+        keep = f"the last good checkpoint, {last[-1]}, is intact" if last else "no checkpoint was saved"
+        raise VoxloraError(
+            f"{e}; training stopped ({keep}; a lower --lr or a --max-grad-norm may help)"
+        ) from None
     finally:
         log_file.close()
+    step = done[0]
+    if stop is not None and stop.requested is not None and step < total_steps(store, config):
+        from voxlora.train.signals import Stopped
+
+        saved = checkpoint.step_dir(out, step) if step else None
+        raise Stopped(stop.requested, step, saved if saved is not None and saved.is_dir() else None)
     saver.write(out, step, adapter_files=config.full or config.save_mode != "full")
     metrics.plot_loss(history, out / metrics.PLOT)
     losses = [r for r in history if "loss" in r] or [{"loss": float("nan"), "audio_s_per_s": 0.0}]
