@@ -13,7 +13,6 @@ Exit codes: 0 success, 1 a user-caused failure (``Error: <file>:<line>: <what>``
 """
 
 import functools
-import json
 import logging
 import os
 import signal
@@ -71,9 +70,9 @@ def show_progress() -> bool:
 
 def emit(record: dict, stream=None) -> None:
     """One JSON object per line on stdout, flushed so the next tool in a pipe sees it at once."""
-    stream = stream or sys.stdout
-    stream.write(json.dumps(record, ensure_ascii=False) + "\n")
-    stream.flush()
+    from voxlora.manifest import write_record
+
+    write_record(stream or sys.stdout, record)
 
 
 class Command(click.Command):

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from voxlora.columns import pick_columns, speaker_of, text_of
 from voxlora.errors import VoxloraError
-from voxlora.manifest import Entry, check_record, display_path, iter_manifest, resolve_audio
+from voxlora.manifest import Entry, check_record, display_path, iter_manifest, json_line, resolve_audio
 from voxlora.rejects import Rejected
 
 log = logging.getLogger("voxlora.corpora")
@@ -276,14 +276,9 @@ def _json_objects(path: Path):
         if isinstance(text, Rejected):
             yield Entry(where, error=text.at(where))
             continue
-        try:
-            obj = json.loads(text)
-        except json.JSONDecodeError as e:
-            yield Entry(
-                where,
-                error=Rejected("bad-json", f"{where}: invalid JSON ({e.msg}, column {e.colno})"),
-                original=text,
-            )
+        obj = json_line(text, where)
+        if isinstance(obj, Rejected):
+            yield Entry(where, error=obj, original=text)
             continue
         if not isinstance(obj, dict):
             yield Entry(where, error=Rejected("bad-record", f"{where}: not a JSON object"), original=obj)

@@ -123,6 +123,14 @@ def _lines(source):
         yield from enumerate(f, start=1)
 
 
+def json_line(text: str, where: str):
+    """The JSON value on one line, or a `Rejected` saying where and why it is not JSON."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        return Rejected("bad-json", f"{where}: invalid JSON ({e.msg}, column {e.colno})")
+
+
 def iter_manifest(source, resolve: bool = True) -> Iterator[Entry]:
     """Yield an `Entry` per non-blank line of the JSONL manifest ``source`` (a path or ``-``).
 
@@ -148,14 +156,9 @@ def iter_manifest(source, resolve: bool = True) -> Iterator[Entry]:
             text = text.lstrip("\ufeff")  # a BOM some editors write
         if not text.strip():
             continue
-        try:
-            obj = json.loads(text)
-        except json.JSONDecodeError as e:
-            yield Entry(
-                where,
-                error=Rejected("bad-json", f"{where}: invalid JSON ({e.msg}, column {e.colno})"),
-                original=text.strip(),
-            )
+        obj = json_line(text, where)
+        if isinstance(obj, Rejected):
+            yield Entry(where, error=obj, original=text.strip())
             continue
         try:
             record = check_record(obj, where)
