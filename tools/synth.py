@@ -5,6 +5,7 @@ import sys
 import click
 from voxlora.backends import BACKENDS
 from voxlora.clikit import command, common_options, emit, run, show_progress
+from voxlora.errors import VoxloraError
 from voxlora.synth_config import SynthConfig
 
 D = SynthConfig()  # the defaults (this import does not load torch)
@@ -62,8 +63,11 @@ base model once and each adapter once.
 )
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="The WAV to write (with TEXT).")
 @click.option("--out-dir", type=click.Path(file_okay=False), help="Folder for numbered WAVs (stdin mode).")
+@click.option(
+    "--strict", is_flag=True, help="Stdin mode: stop at the first bad line (default: report it, go on)."
+)
 @common_options
-def cli(text, contexts, context_texts, output, out_dir, **options):
+def cli(text, contexts, context_texts, output, out_dir, strict, **options):
     batch = text in (None, "-")
     if len(contexts) != len(context_texts):
         raise click.UsageError(f"{len(contexts)} --context clips but {len(context_texts)} --context-text")
@@ -87,10 +91,24 @@ def cli(text, contexts, context_texts, output, out_dir, **options):
         requests = iter([make_request({"text": text}, 1, config, out_dir, "", out=output)])
 
     synth = Synthesizer(config)
+    failed = made = 0
     with tqdm(unit="clip", file=sys.stderr, disable=not (batch and show_progress())) as bar:
         for request in requests:
-            emit(synth.speak(request).record)
+            try:
+                if isinstance(request, VoxloraError):  # a bad stdin line
+                    raise request
+                emit(synth.speak(request).record)
+                made += 1
+            except VoxloraError as e:
+                if strict or not batch:
+                    raise
+                failed += 1
+                click.echo(f"Error: {e}", err=True)
             bar.update(1)
+    if failed:  # every good line was spoken; the exit code still tells a cron job something failed
+        raise VoxloraError(
+            f"{failed} of {failed + made} lines failed (reported above); the other clips were written"
+        )
 
 
 main = run(cli)

@@ -124,8 +124,14 @@ def make_request(record: dict, n: int, config, out_dir, where: str, out=None) ->
     )
 
 
-def read_requests(lines: Iterable[str], config, out_dir=None, source: str = STDIN) -> Iterator[Request]:
-    """Requests from plain-text or JSONL lines, lazily (one clip is made before the next line is read)."""
+def read_requests(
+    lines: Iterable[str], config, out_dir=None, source: str = STDIN
+) -> Iterator[Request | VoxloraError]:
+    """Requests from plain-text or JSONL lines, lazily (one clip is made before the next line is read).
+
+    A bad line comes out as the `VoxloraError` saying where and what is wrong, not raised: the
+    caller reports it and goes on with the next line (or stops, with --strict).
+    """
     n = 0
     for line_no, line in enumerate(lines, 1):
         line = line.strip()
@@ -133,11 +139,14 @@ def read_requests(lines: Iterable[str], config, out_dir=None, source: str = STDI
             continue
         n += 1
         where = _where(source, line_no)
-        if line.startswith("{"):
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise _error(where, f"not valid JSON ({e.msg})") from None
-        else:
-            record = {"text": line}
-        yield make_request(record, n, config, out_dir, where)
+        try:
+            if line.startswith("{"):
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise _error(where, f"not valid JSON ({e.msg})") from None
+            else:
+                record = {"text": line}
+            yield make_request(record, n, config, out_dir, where)
+        except VoxloraError as e:
+            yield e

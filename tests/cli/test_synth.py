@@ -123,9 +123,9 @@ def test_context_clips_from_the_command_line(tiny_csm, tmp_path):
             None,
             "Error: {tmp}/nope.wav: context clip: no such file\n",
         ),
-        (["--out-dir", "{tmp}/gen"], 'ok\n{"text": ""}\n', "Error: <stdin>:2: empty text\n"),
+        (["--out-dir", "{tmp}/gen", "--strict"], 'ok\n{"text": ""}\n', "Error: <stdin>:2: empty text\n"),
         (
-            ["--out-dir", "{tmp}/gen"],
+            ["--out-dir", "{tmp}/gen", "--strict"],
             'ok\n{"text": "a",\n',
             "Error: <stdin>:2: not valid JSON (Expecting property name enclosed in double quotes)\n",
         ),
@@ -143,8 +143,20 @@ def test_user_errors_are_one_line_and_exit_1(tiny_csm, tmp_path, args, input, me
     assert not (tmp_path / "x.wav").exists()
 
 
-def test_a_bad_line_stops_the_batch_after_the_clips_before_it(tiny_csm, tmp_path):
-    result = synth(tiny_csm, "--out-dir", tmp_path / "gen", input='ok\n{"text": 3}\nnever\n')
+def test_a_bad_line_is_reported_and_every_good_line_still_spoken(tiny_csm, tmp_path):
+    result = synth(tiny_csm, "--out-dir", tmp_path / "gen", input='ok\n{"text": 3}\nalso ok\n')
+    assert result.exit_code == 1
+    assert [r["text"] for r in jsonl(result.stdout)] == ["ok", "also ok"]
+    assert sorted(p.name for p in (tmp_path / "gen").iterdir()) == ["0001.wav", "0003.wav"]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
+    assert errors == [
+        'Error: <stdin>:2: "text" must be a string, got 3',
+        "Error: 1 of 3 lines failed (reported above); the other clips were written",
+    ]
+
+
+def test_strict_stops_the_batch_at_the_first_bad_line(tiny_csm, tmp_path):
+    result = synth(tiny_csm, "--out-dir", tmp_path / "gen", "--strict", input='ok\n{"text": 3}\nnever\n')
     assert result.exit_code == 1
     assert [r["audio"] for r in jsonl(result.stdout)] == [str(tmp_path / "gen" / "0001.wav")]
     assert sorted(p.name for p in (tmp_path / "gen").iterdir()) == ["0001.wav"]
