@@ -24,6 +24,7 @@ B as peft's, scaling alpha / r. Pickled weights (``adapter_model.bin``, VoxCPM's
 import dataclasses
 import hashlib
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +33,8 @@ import torch
 from voxlora import lora
 from voxlora.atomic import atomic_dir
 from voxlora.errors import VoxloraError
+
+log = logging.getLogger("voxlora")
 
 FORMAT_VERSION = 1
 CONFIG = "adapter_config.json"
@@ -171,6 +174,13 @@ def _load_tensors(path: Path) -> dict[str, torch.Tensor]:
         raise VoxloraError(f"{path}: not a readable safetensors file ({e})") from None
 
 
+def _peft_config_fields() -> set[str]:
+    """Every key a LoraConfig of the installed peft knows (plus the bookkeeping keys peft writes)."""
+    from peft import LoraConfig
+
+    return {f.name for f in dataclasses.fields(LoraConfig)} | {"peft_version", "auto_mapping"}
+
+
 def _read_peft(folder: Path) -> Adapter:
     config = _read_json(folder / CONFIG)
     where = folder / CONFIG
@@ -179,6 +189,12 @@ def _read_peft(folder: Path) -> Adapter:
     for key, accepted in _UNSUPPORTED.items():
         if key in config and config[key] not in accepted:
             raise VoxloraError(f"{where}: {key}={config[key]!r} is not supported by voxlora")
+    missing = [key for key in ("r", "lora_alpha", "target_modules") if key not in config]
+    if missing:  # peft would fill in its defaults; a guessed scaling is a silently wrong adapter
+        raise VoxloraError(f"{where}: missing {', '.join(missing)}")
+    unknown = sorted(set(config) - _peft_config_fields())
+    if unknown:
+        log.warning(f"{where}: ignoring fields this peft does not know: {', '.join(unknown)}")
     init = config.get("init_lora_weights", True)
     if isinstance(init, str) and init.lower().startswith(_BASE_CHANGING_INITS):
         raise VoxloraError(

@@ -69,7 +69,7 @@ def test_a_bad_adapter_is_one_line_and_exit_1(tiny_csm, adapters, tmp_path, comm
 
 
 @pytest.mark.parametrize("command", ["lora-inspect", "lora-merge", "lora-train"])
-def test_unknown_config_fields_are_ignored_as_peft_does(tiny_csm, adapters, tmp_path, command):
+def test_unknown_config_fields_are_named_in_a_warning_and_ignored(tiny_csm, adapters, tmp_path, command):
     from tests.trainkit import make_manifest
 
     make_manifest(tmp_path, n=2, name="none.jsonl")
@@ -78,6 +78,10 @@ def test_unknown_config_fields_are_ignored_as_peft_does(tiny_csm, adapters, tmp_
         cli.cli, [*map(str, args), *(["--max-steps", "1"] if command == "lora-train" else [])]
     )
     assert result.exit_code == 0, result.output
+    assert (
+        f"{adapters['unknown-field']}/adapter_config.json: ignoring fields this peft does not know: shiny_new_option"
+        in result.stderr
+    )
 
 
 def test_lora_inspect_reports_every_good_adapter_beside_bad_ones(adapters):

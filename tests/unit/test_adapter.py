@@ -241,3 +241,14 @@ def test_write_is_atomic_and_replaces(tiny_csm, tmp_path):
     write_adapter(new_adapter_for(tiny_csm, LoraSettings(rank=4)), out)
     assert read_adapter(out).r == 4
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a"]  # no temporary folders left behind
+
+
+@pytest.mark.parametrize("key", ["r", "lora_alpha", "target_modules"])
+def test_a_config_missing_a_field_that_sets_the_numbers_is_refused(tiny_csm, tmp_path, key):
+    folder = tmp_path / "a"
+    write_adapter(new_adapter_for(tiny_csm, LoraSettings(), seed=0), folder)
+    config = json.loads((folder / "adapter_config.json").read_text())
+    del config[key]
+    (folder / "adapter_config.json").write_text(json.dumps(config))
+    with pytest.raises(VoxloraError, match=rf"adapter_config.json: missing {key}$"):
+        read_adapter(folder)
