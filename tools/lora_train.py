@@ -48,6 +48,7 @@ def choice(name: str, **kwargs):
 @opt("--seed", type=click.IntRange(min=0))
 @opt("--decoder-frame-fraction", type=float, help="Share of frames the depth decoder learns on (1: all).")
 @opt("--default-speaker", type=click.IntRange(min=0), help='CSM speaker for records without "speaker".')
+@choice("backend", help="torch, or mlx (Apple silicon; mlx[cpu] elsewhere); auto: mlx on Apple silicon when installed.")
 @choice("dtype", help="Compute precision (autocast); trained weights stay fp32.")
 @choice("device")
 @opt("--val-manifest", help="Validation manifest (JSONL).")

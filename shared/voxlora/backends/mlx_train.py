@@ -15,7 +15,6 @@ Only parameters left trainable (`mlx_lora.apply_adapter(..., trainable=True)`) a
 """
 
 import math
-from dataclasses import dataclass
 
 import mlx.core as mx
 import mlx.nn as nn
@@ -24,6 +23,7 @@ import numpy as np
 from mlx.utils import tree_flatten, tree_map, tree_unflatten
 
 from voxlora.backends.mlx_loss import batch_arrays, csm_loss
+from voxlora.train.backend import StepResult  # backbone, decoder, grad_norm, frames, n_backbone, n_decoder
 
 
 def make_optimizer(config) -> optim.Optimizer:
@@ -37,17 +37,12 @@ def make_optimizer(config) -> optim.Optimizer:
     raise ValueError(f"unknown optimizer {config.optimizer!r}")
 
 
-@dataclass
-class StepResult:
-    backbone: float  # cross-entropy sum over the step's backbone targets
-    decoder: float  # cross-entropy sum over the step's depth-decoder targets
-    grad_norm: float  # global norm before clipping
-    frames: int  # audio frames in the step
+def _step_loss(loss):
+    def step_loss(model, arrays, n_backbone, n_decoder):
+        backbone, decoder = loss(model, arrays)
+        return backbone / n_backbone + decoder / n_decoder, backbone, decoder
 
-
-def _step_loss(model, arrays, n_backbone, n_decoder):
-    backbone, decoder = csm_loss(model, arrays)
-    return backbone / n_backbone + decoder / n_decoder, backbone, decoder
+    return step_loss
 
 
 def grad_norm(grads) -> mx.array:
@@ -55,16 +50,28 @@ def grad_norm(grads) -> mx.array:
 
 
 class Stepper:
-    """The model, its optimizer and `step`: everything the training loop asks of a backend."""
+    """The model, its optimizer and `step`: everything the training loop asks of a backend.
 
-    def __init__(self, model, config):
+    ``step`` = `backward` (the step's gradients, clipped, kept) then `update` (the optimizer applies
+    them); the loop calls the two halves so it can refuse a NaN step between them.
+    """
+
+    def __init__(self, model, config, loss=csm_loss):
         self.model = model
         self.config = config
+        self.loss = loss
         self.optimizer = make_optimizer(config)
-        self._value_and_grad = nn.value_and_grad(model, _step_loss)
+        self._value_and_grad = nn.value_and_grad(model, _step_loss(loss))
+        self._grads = None
 
     def step(self, micro: list, lr: float) -> StepResult:
         """One optimizer step over the micro-batches ``micro`` (`Batch` objects) at learning rate ``lr``."""
+        result = self.backward(micro)
+        self.update(lr)
+        return result
+
+    def backward(self, micro: list) -> StepResult:
+        """The gradients of one step (clipped, kept for `update`); loss sums and norm as floats."""
         self.model.train()
         n_backbone = sum(b.n_backbone for b in micro)
         n_decoder = max(1, sum(b.n_decoder for b in micro))
@@ -78,24 +85,32 @@ class Stepper:
         if math.isfinite(max_norm):
             scale = mx.minimum(max_norm / (norm + 1e-6), 1.0)  # torch's clip_grad_norm_
             grads = tree_map(lambda g: g * scale.astype(g.dtype), grads)
-        if self.config.optimizer == "adam" and self.config.weight_decay:
-            params = self.model.trainable_parameters()
-            grads = tree_map(lambda g, p: g + self.config.weight_decay * p, grads, params)
-        self.optimizer.learning_rate = lr
-        self.optimizer.update(self.model, grads)
-        mx.eval(self.model.parameters(), self.optimizer.state, backbone, decoder, norm)
+        mx.eval(grads, backbone, decoder, norm)
+        self._grads = grads
         return StepResult(
             backbone=float(backbone),
             decoder=float(decoder),
             grad_norm=float(norm),
             frames=sum(b.frames for b in micro),
+            n_backbone=n_backbone,
+            n_decoder=n_decoder,
         )
+
+    def update(self, lr: float) -> None:
+        """Apply the gradients of the last `backward` at learning rate ``lr``."""
+        grads, self._grads = self._grads, None
+        if self.config.optimizer == "adam" and self.config.weight_decay:
+            params = self.model.trainable_parameters()
+            grads = tree_map(lambda g, p: g + self.config.weight_decay * p, grads, params)
+        self.optimizer.learning_rate = lr
+        self.optimizer.update(self.model, grads)
+        mx.eval(self.model.parameters(), self.optimizer.state)
 
     def evaluate(self, batch) -> tuple[float, float]:
         """Loss sums of one batch without gradients or dropout."""
         was_training = self.model.training
         self.model.eval()
-        b, d = csm_loss(self.model, batch)
+        b, d = self.loss(self.model, batch)
         self.model.train(was_training)
         return float(b), float(d)
 

@@ -85,9 +85,22 @@ def restore_rng(tensors: dict) -> None:
 
 
 def write_checkpoint(
-    path, *, state, optimizer, scaler, config: dict, names: list[str], write_weights, data: str | None = None
+    path,
+    *,
+    state,
+    optimizer,
+    scaler,
+    config: dict,
+    names: list[str],
+    write_weights,
+    data: str | None = None,
+    rng: dict | None = None,
 ) -> Path:
-    """Write one checkpoint folder atomically; ``write_weights(folder)`` writes the trained weights."""
+    """Write one checkpoint folder atomically; ``write_weights(folder)`` writes the trained weights.
+
+    ``optimizer`` is anything with torch's ``state_dict()`` shape (the MLX backend's `OptimizerState`
+    too); ``rng`` the backend's generator states (default: torch's, `rng_tensors`).
+    """
     from safetensors.torch import save_file
 
     opt_tensors, opt_rest = optimizer_to_safetensors(optimizer.state_dict())
@@ -104,7 +117,8 @@ def write_checkpoint(
     }
     with atomic_dir(path) as tmp:
         write_weights(tmp)
-        save_file({**opt_tensors, **rng_tensors()}, tmp / STATE_TENSORS, metadata={"format": "pt"})
+        rng = rng_tensors() if rng is None else rng
+        save_file({**opt_tensors, **rng}, tmp / STATE_TENSORS, metadata={"format": "pt"})
         (tmp / STATE_JSON).write_text(json.dumps(meta, indent=1) + "\n")
     return Path(path)
 

@@ -50,6 +50,7 @@ class TrainConfig:
     default_speaker: int = 0  # CSM's [speaker] for records without "speaker"
 
     # numerics and device
+    backend: str = "auto"  # torch | mlx; auto: mlx on Apple silicon when installed, else torch
     dtype: str = "fp32"  # fp32 | bf16 | fp16: compute precision (autocast); master weights stay fp32
     device: str = "auto"  # auto | cpu | cuda | mps
 
@@ -77,10 +78,11 @@ class TrainConfig:
 RESUME_FIELDS = (
     "model", "lora", "full", "epochs", "max_steps", "batch_size", "grad_accum", "max_batch_frames", "lr",
     "warmup_steps", "lr_schedule", "optimizer", "weight_decay", "max_grad_norm", "seed",
-    "decoder_frame_fraction", "default_speaker", "dtype", "save_mode",
+    "decoder_frame_fraction", "default_speaker", "dtype", "save_mode", "backend",
 )  # fmt: skip
 
 CHOICES = {
+    "backend": ("auto", "torch", "mlx"),
     "lr_schedule": ("cosine", "linear", "constant"),
     "optimizer": ("adamw", "adam", "sgd"),
     "dtype": ("fp32", "bf16", "fp16"),
@@ -100,6 +102,10 @@ def resolve(config: TrainConfig) -> TrainConfig:
         c.lr = FULL_LR if c.full else LORA_LR
     if not (isinstance(c.lr, int | float) and math.isfinite(c.lr) and c.lr > 0):
         raise VoxloraError(f"--lr must be a positive number, got {c.lr}")
+    if c.backend == "auto":
+        from voxlora.backends import default_backend
+
+        c.backend = default_backend()
     if c.cache_dir is None:
         c.cache_dir = str(Path(c.out).resolve().parent / CACHE_NAME)
     for name, choices in CHOICES.items():
@@ -124,6 +130,12 @@ def resolve(config: TrainConfig) -> TrainConfig:
         raise VoxloraError("--full trains the whole model; it cannot start from --adapter")
     if c.full and c.save_mode != "lora":
         raise VoxloraError("--save-mode is for adapters; --full always saves the whole model")
+    if c.backend == "mlx" and c.full:
+        raise VoxloraError(
+            "--full is not available with --backend mlx; train an adapter, or use --backend torch"
+        )
+    if c.backend == "mlx" and c.dtype == "fp16":
+        raise VoxloraError("--dtype fp16 needs torch's loss scaling; with --backend mlx use bf16 or fp32")
     if c.val_every and not c.val_manifest:
         raise VoxloraError("--val-every needs --val-manifest")
     if c.warmup_steps < 0 or c.weight_decay < 0 or c.val_every < 0 or c.save_every < 0:

@@ -4,11 +4,14 @@ Order matters for the user: everything that can be wrong with the input (learnin
 folder, manifests, vanished audio, an adapter made for another model) is refused with a one-line
 error *before* the model is loaded or any audio is encoded. Then:
 
-1. load the base CSM; the Mimi codes of every clip come from the codes cache or are encoded once;
+1. load the base CSM on ``--backend`` (`train.backend.load_backend`: torch or MLX); the Mimi codes of
+   every clip come from the codes cache or are encoded once (by the torch Mimi, for both backends);
 2. wrap the model: a LoRA adapter (fresh from the LoRA options, or ``--adapter``), with
    ``train_embeddings`` the embeddings too (peft modules_to_save), or with ``full`` every weight
    but the codec's;
 3. `loop.train` yields metrics; checkpoints go to ``OUT/step_NNNNNNN/``; the result to ``OUT/``.
+
+Nothing here asks which backend runs: the backend loads, wraps, steps and hands the adapter back.
 """
 
 import dataclasses
@@ -75,17 +78,6 @@ def _no_speaker_names(name):
     return None
 
 
-def pick_device(name: str) -> str:
-    import torch
-
-    mps = hasattr(torch.backends, "mps") and torch.backends.mps.is_available()
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "mps" if mps else "cpu"
-    if (name == "cuda" and not torch.cuda.is_available()) or (name == "mps" and not mps):
-        raise VoxloraError(f"--device {name}: not available on this machine")
-    return name
-
-
 def load_adapter_for(path, folder: Path, config: TrainConfig):
     """An adapter folder checked against the base: same fingerprint, every tensor fits."""
     from voxlora import targets
@@ -102,23 +94,10 @@ def load_adapter_for(path, folder: Path, config: TrainConfig):
 
 
 def make_trainable(bundle, adapter, config: TrainConfig):
-    """(model to train, names of the trained tensors). LoRA through peft, or every non-codec weight."""
-    import torch
+    """(model to train, names of the trained tensors) on torch: LoRA through peft, or every non-codec weight."""
+    from voxlora.backends.train_torch import make_trainable as make
 
-    if config.full:
-        model = bundle.model
-        for name, p in model.named_parameters():
-            p.requires_grad_(not name.startswith("codec_model."))
-    else:
-        from voxlora.peft_bridge import apply_adapter
-
-        model, _ = apply_adapter(bundle.model, adapter, trainable=True)
-    names = []
-    for name, p in model.named_parameters():
-        if p.requires_grad:
-            p.data = p.data.to(torch.float32)  # master weights in fp32 whatever the compute dtype
-            names.append(name)
-    return model, names
+    return make(bundle, adapter, config)
 
 
 def _move_files_into(src: Path, dest: Path) -> None:
@@ -131,14 +110,14 @@ def _move_files_into(src: Path, dest: Path) -> None:
 class Saver:
     """Writes the trained weights (adapter, merged model or whole model) into a folder."""
 
-    def __init__(self, model, adapter, folder: Path, config: TrainConfig):
-        self.model, self.adapter, self.folder, self.config = model, adapter, folder, config
+    def __init__(self, backend, model, adapter, folder: Path, config: TrainConfig):
+        self.backend, self.model, self.adapter = backend, model, adapter
+        self.folder, self.config = folder, config
 
     def current_adapter(self, step: int):
         from voxlora import __version__
-        from voxlora.peft_bridge import adapter_from_model
 
-        trained = adapter_from_model(self.model, like=self.adapter)
+        trained = self.backend.adapter_from_model(self.model, like=self.adapter)
         trained.meta["created_with"] = {
             **trained.meta.get("created_with", {}),
             "tool": "lora-train",
@@ -156,7 +135,7 @@ class Saver:
         shutil.rmtree(staging, ignore_errors=True)
         if self.config.full:
             staging.mkdir()
-            self.model.save_pretrained(staging)
+            self.backend.save_model(self.model, staging)
             for name in SIDE_FILES:
                 if (self.folder / name).is_file() and not (staging / name).exists():
                     shutil.copyfile(self.folder / name, staging / name)
@@ -261,7 +240,8 @@ def check_resumable(resume: Resume, config: TrainConfig) -> None:
     """
     from voxlora.train.config import RESUME_FIELDS
 
-    theirs, ours = resume.meta["config"], config.to_dict()
+    theirs = {"backend": "torch", **resume.meta["config"]}  # checkpoints from before --backend: torch
+    ours = config.to_dict()
     differ = []
     for name in RESUME_FIELDS:
         a, b = ours[name], theirs.get(name)
@@ -301,24 +281,20 @@ def _train(config, folder, out, adapter, records, val_records, on_clip, on_step,
     import torch
 
     from voxlora.atomic import atomic_write_text
-    from voxlora.models.csm import load_csm
     from voxlora.train import checkpoint, metrics
+    from voxlora.train.backend import load_backend
     from voxlora.train.codes_cache import CodesCache, codec_identity
     from voxlora.train.loop import NonFinite, TrainState, total_steps, train
     from voxlora.train.sequences import build_store, check_lengths, prepare_clips
 
     torch.manual_seed(config.seed)
-    device = pick_device(config.device)
-    if not log.isEnabledFor(logging.DEBUG):  # transformers' "Loading weights" bar: not ours to show
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()
     source = resume.path if resume is not None and config.full else folder
-    bundle = load_csm(source, dtype="fp32" if config.full else config.dtype, device=device)
+    backend = load_backend(config, source)
+    bundle, device = backend.data, backend.device
     started = time.perf_counter()
     cache = CodesCache(config.cache_dir, codec_identity(bundle.codec))
-    frame_rate = float(bundle.codec.config.frame_rate)
-    max_positions = int(bundle.config.max_position_embeddings)
+    frame_rate = backend.frame_rate
+    max_positions = backend.max_positions
 
     def prepare(recs, manifest):
         clips, stats = prepare_clips(recs, bundle, cache, config.default_speaker, device, on_clip)
@@ -344,13 +320,15 @@ def _train(config, folder, out, adapter, records, val_records, on_clip, on_step,
         time.perf_counter() - started,
     )  # fmt: skip
 
-    model, names = make_trainable(bundle, adapter, config)
-    n_trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    log.info("training %d tensors, %d parameters, on %s (%s)", len(names), n_trained, device, config.dtype)
+    model, names = backend.make_trainable(adapter)
+    n_trained = backend.trained_params(model)
+    log.info(
+        "training %d tensors, %d parameters, on %s (%s)", len(names), n_trained, backend.where, config.dtype
+    )
     run_record = {"config": config.to_dict(), "data": dataclasses.asdict(stats), "trained_params": n_trained}
     atomic_write_text(out / RUN_CONFIG, json.dumps(run_record, indent=1) + "\n")
 
-    saver = Saver(model, adapter, folder, config)
+    saver = Saver(backend, model, adapter, folder, config)
 
     def save(state, optimizer, scaler):
         checkpoint.write_checkpoint(
@@ -362,6 +340,7 @@ def _train(config, folder, out, adapter, records, val_records, on_clip, on_step,
             names=names,
             write_weights=lambda tmp: saver.write(tmp, state.step),
             data=data,
+            rng=backend.rng_tensors(),
         )
         checkpoint.prune(out, config.keep_last)
 
@@ -376,7 +355,7 @@ def _train(config, folder, out, adapter, records, val_records, on_clip, on_step,
             )
         state = TrainState(resume.meta["step"], resume.meta["epoch"], resume.meta["position"])
         optimizer_state = {"optimizer": resume.optimizer, "scaler": resume.meta["scaler"]}
-        checkpoint.restore_rng(resume.rng)  # last: loading and wrapping the model draw from it
+        backend.restore_rng(resume.rng)  # last: loading and wrapping the model draw from it
         log.info("resuming from %s at step %d", resume.path, state.step)
     log_file = metrics.MetricsFile(out / metrics.METRICS, keep_until_step=state.step if state else None)
     history, step, started = list(log_file.kept), state.step if state else 0, time.perf_counter()
@@ -391,7 +370,7 @@ def _train(config, folder, out, adapter, records, val_records, on_clip, on_step,
         stop.arm()
     try:
         for record in train(
-            model, store, config, val_store=val_store, device=device, state=state,
+            model, store, config, stepper=backend.stepper, val_store=val_store, state=state,
             optimizer_state=optimizer_state, save=save, on_step=stepped,
             should_stop=(lambda: stop.requested is not None) if stop is not None else None,
         ):  # fmt: skip

@@ -1,0 +1,182 @@
+"""lora-train on torch: transformers' CSM, peft's LoRA, torch's optimizers (`voxlora.train.backend`).
+
+`TorchStepper` is the optimizer step the loop used to do inline, unchanged: micro-batches under
+autocast, ``backbone / N_backbone + decoder / N_decoder`` backpropagated per micro-batch (fp16:
+through the GradScaler), the global norm clipped, then NaN/inf checked in one sync before the
+optimizer may touch a weight. Dropout draws from torch's global generator, which checkpoints keep.
+"""
+
+import contextlib
+import math
+
+import torch
+
+from voxlora.errors import VoxloraError
+from voxlora.train.backend import StepResult
+from voxlora.train.checkpoint import restore_rng, rng_tensors
+
+
+def pick_device(name: str) -> str:
+    mps = hasattr(torch.backends, "mps") and torch.backends.mps.is_available()
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "mps" if mps else "cpu"
+    if (name == "cuda" and not torch.cuda.is_available()) or (name == "mps" and not mps):
+        raise VoxloraError(f"--device {name}: not available on this machine")
+    return name
+
+
+def make_optimizer(params, config) -> torch.optim.Optimizer:
+    """adamw (decoupled weight decay) | adam (L2) | sgd, over the trainable tensors."""
+    kinds = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam, "sgd": torch.optim.SGD}
+    return kinds[config.optimizer](params, lr=config.lr, weight_decay=config.weight_decay)
+
+
+def autocast(device: str, dtype: str):
+    """Mixed precision where the device supports it; fp32 runs without autocast."""
+    if dtype == "fp32":
+        return contextlib.nullcontext()
+    torch_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[dtype]
+    return torch.autocast(device_type=torch.device(device).type, dtype=torch_dtype)
+
+
+class TorchStepper:
+    """The trainable tensors of a torch model, their optimizer and (fp16) GradScaler."""
+
+    def __init__(self, model, config, *, loss=None, device: str = "cpu"):
+        from voxlora.train.loss import csm_loss
+
+        self.model, self.config, self.device = model, config, device
+        self.loss = loss or csm_loss
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        if not self.params:
+            raise ValueError("nothing to train: no parameter requires grad")
+        self.optimizer = make_optimizer(self.params, config)
+        self.scaler = torch.amp.GradScaler(torch.device(device).type) if config.dtype == "fp16" else None
+        self.max_norm = config.max_grad_norm or math.inf
+        model.train()
+
+    def load_state(self, optimizer_state: dict) -> None:
+        self.optimizer.load_state_dict(optimizer_state["optimizer"])
+        if self.scaler is not None and optimizer_state.get("scaler"):
+            self.scaler.load_state_dict(optimizer_state["scaler"])
+
+    def backward(self, micro: list) -> StepResult:
+        n_backbone = sum(b.n_backbone for b in micro)
+        n_decoder = max(1, sum(b.n_decoder for b in micro))
+        self.optimizer.zero_grad(set_to_none=True)
+        step_backbone = step_decoder = 0.0
+        frames = 0
+        for batch in micro:
+            batch = batch.to(self.device)
+            with autocast(self.device, self.config.dtype):
+                backbone, decoder = self.loss(self.model, batch)
+            value = backbone / n_backbone + decoder / n_decoder
+            (self.scaler.scale(value) if self.scaler else value).backward()
+            step_backbone = step_backbone + backbone.detach()
+            step_decoder = step_decoder + decoder.detach()
+            frames += batch.frames
+        if self.scaler is not None:
+            self.scaler.unscale_(self.optimizer)
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.params, self.max_norm)
+        return StepResult(step_backbone, step_decoder, grad_norm, frames, n_backbone, n_decoder)
+
+    def problem(self, result: StepResult) -> str | None:
+        """NaN or inf in the loss (or the gradient norm) of the step, checked in one sync.
+
+        With fp16's GradScaler the gradient norm is not checked: an overflow there is the scaler's to
+        handle (it skips the step and lowers the scale).
+        """
+        loss = result.backbone + result.decoder
+        grad_norm = None if self.scaler else result.grad_norm
+        values = torch.stack(
+            [loss.detach().float().reshape(()), *([grad_norm.float()] if grad_norm is not None else [])]
+        )
+        if bool(torch.isfinite(values).all()):
+            return None
+        loss_value = float(values[0])
+        if not math.isfinite(loss_value):
+            return f"the loss is {loss_value}"
+        return f"the gradient norm is {float(values[1])}"
+
+    def update(self, lr: float) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+
+    def evaluate(self, batch) -> tuple[float, float]:
+        was_training = self.model.training
+        self.model.eval()
+        with torch.no_grad(), autocast(self.device, self.config.dtype):
+            b, d = self.loss(self.model, batch.to(self.device))
+        self.model.train(was_training)
+        return float(b), float(d)
+
+    def finish(self) -> None:
+        self.model.eval()
+
+
+def make_trainable(bundle, adapter, config):
+    """(model to train, names of the trained tensors). LoRA through peft, or every non-codec weight."""
+    if config.full:
+        model = bundle.model
+        for name, p in model.named_parameters():
+            p.requires_grad_(not name.startswith("codec_model."))
+    else:
+        from voxlora.peft_bridge import apply_adapter
+
+        model, _ = apply_adapter(bundle.model, adapter, trainable=True)
+    names = []
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            p.data = p.data.to(torch.float32)  # master weights in fp32 whatever the compute dtype
+            names.append(name)
+    return model, names
+
+
+class TorchTraining:
+    """A CSM loaded with transformers for training (``--device``; ``--dtype`` via autocast)."""
+
+    name = "torch"
+
+    def __init__(self, config, source):
+        import logging
+
+        from voxlora.models.csm import load_csm
+
+        self.device = pick_device(config.device)
+        self.config = config
+        if not logging.getLogger("voxlora").isEnabledFor(logging.DEBUG):
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()  # transformers' "Loading weights" bar: not ours to show
+        self.data = load_csm(source, dtype="fp32" if config.full else config.dtype, device=self.device)
+        self.frame_rate = float(self.data.codec.config.frame_rate)
+        self.max_positions = int(self.data.config.max_position_embeddings)
+
+    def stepper(self, model, config, *, loss=None) -> TorchStepper:
+        return TorchStepper(model, config, loss=loss, device=self.device)
+
+    def make_trainable(self, adapter):
+        return make_trainable(self.data, adapter, self.config)
+
+    @property
+    def where(self) -> str:
+        return self.device
+
+    def trained_params(self, model) -> int:
+        return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+    def adapter_from_model(self, model, like):
+        from voxlora.peft_bridge import adapter_from_model
+
+        return adapter_from_model(model, like=like)
+
+    def save_model(self, model, folder) -> None:
+        model.save_pretrained(folder)
+
+    rng_tensors = staticmethod(rng_tensors)
+    restore_rng = staticmethod(restore_rng)
