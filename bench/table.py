@@ -40,12 +40,14 @@ def _cell(value) -> str:
     return str(value)
 
 
-def save(sections: dict[str, list[dict]]) -> Path:
-    """Write every section's table to bench/results/<date>-<host>.md and return the path."""
+def save(sections: dict[str, list[dict]], preamble: str = "", suffix: str = "") -> Path:
+    """Write every section's table to bench/results/<date>-<host><suffix>.md and return the path."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     host = platform.node() or "host"
-    path = RESULTS / f"{datetime.date.today().isoformat()}-{host}.md"
+    path = RESULTS / f"{datetime.date.today().isoformat()}-{host}{suffix}.md"
     parts = [f"# voxlora benchmarks, {datetime.datetime.now().isoformat(timespec='seconds')} on {host}", ""]
+    if preamble:
+        parts += [preamble, ""]
     for title, rows in sections.items():
         parts += [f"## {title}", "", markdown(rows), ""]
     path.write_text("\n".join(parts))

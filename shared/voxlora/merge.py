@@ -25,7 +25,7 @@ from voxlora import families, lora, targets
 from voxlora.adapter import Adapter, require_fits, with_base_names
 from voxlora.atomic import atomic_dir
 from voxlora.errors import VoxloraError
-from voxlora.safetensors_stream import dtypes, iter_tensors, read_header, write_streaming
+from voxlora.safetensors_stream import Stored, dtypes, iter_tensors, read_header, write_streaming
 
 INDEX = "model.safetensors.index.json"
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".pkl")
@@ -111,13 +111,51 @@ def merge_folder(
     return summary
 
 
+def _touched(name: str, adapter: Adapter) -> bool:
+    """Whether `lora.merged_tensor` changes ``name`` (replaced, or a LoRA module's weight)."""
+    module, _, leaf = name.rpartition(".")
+    return name in adapter.trained or (leaf == "weight" and module in adapter.lora)
+
+
+def _merge_owned(name: str, tensor: torch.Tensor, adapter: Adapter) -> torch.Tensor:
+    """`lora.merged_tensor` for a tensor nobody else holds (just read): an fp32 LoRA merge happens in
+    place, the same ``addmm_`` as `lora.merge` without its copy of W, and the same NaN/inf check.
+    """
+    module, _, leaf = name.rpartition(".")
+    if name in adapter.trained or leaf != "weight" or module not in adapter.lora:
+        return lora.merged_tensor(name, tensor, adapter)
+    A, B = adapter.lora[module]
+    if not tensor.dtype == A.dtype == B.dtype == torch.float32 or (B.shape[0], A.shape[1]) != tensor.shape:
+        return lora.merged_tensor(name, tensor, adapter)
+    tensor.addmm_(B, A, alpha=adapter.scaling)  # W += s * (B @ A), no (out, in) temporary
+    if not all(torch.isfinite(m) for m in torch.aminmax(tensor)):
+        raise VoxloraError(f"{module}: merging gives NaN or inf (a broken adapter, or overflow in float32)")
+    return tensor
+
+
 def _merged(file, adapter: Adapter, specs: dict, by_source: dict, summary: dict):
-    """(name, merged tensor) for every tensor of ``file``, tied aliases right after their source."""
-    for name, tensor in iter_tensors(file):
+    """(name, merged tensor) for every tensor of ``file``, tied aliases right after their source.
+
+    A tensor that would go out unchanged (untouched, same dtype) comes as a `Stored` slice of
+    ``file``: never read, copied by the kernel.
+    """
+
+    def keep(name, dtype) -> bool:
+        names = [name, by_source[name]] if name in by_source else [name]
+        return all(not _touched(n, adapter) and specs[n][0] == dtype for n in names)
+
+    for name, tensor in iter_tensors(file, keep=keep):
         names = [name, by_source[name]] if name in by_source else [name]
         for n in names:
-            t = lora.merged_tensor(n, tensor, adapter)
             summary["tensors"] += 1
+            if isinstance(tensor, Stored):
+                yield n, tensor
+                continue
+            t = (
+                _merge_owned(n, tensor, adapter)
+                if len(names) == 1
+                else lora.merged_tensor(n, tensor, adapter)
+            )
             summary["replaced"] += n in adapter.trained
             summary["merged"] += n.removesuffix(".weight") in adapter.lora and n.endswith(".weight")
             yield n, t.to(specs[n][0])
