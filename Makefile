@@ -28,8 +28,9 @@ lint: setup
 	$(PY) -m ruff check shared tools tests bench
 	$(PY) -m ruff format --check shared tools tests bench
 
+# make bench BENCH_ARGS="--only train --sizes small" for one part
 bench: setup
-	$(PY) -m bench
+	$(PY) -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) demo-out bench/work
