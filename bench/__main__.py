@@ -52,6 +52,12 @@ def train_rows(result: dict) -> list[dict]:
             _row(name, "peak RSS MiB", f"{ours['peak_MiB']:,.0f}", f"reference {ref['peak_MiB']:,.0f}",
                  mem, "<= 0.7x", mem <= 0.7)
         )  # fmt: skip
+        if "voxlora-mlx" in sides:  # MLX beside torch, same model, clips and settings
+            mlx = sides["voxlora-mlx"]
+            rows.append(
+                _row(name + ", MLX backend", "audio-s / s", f"{mlx['audio_s_per_s']:.3g}",
+                     f"voxlora torch {ours['audio_s_per_s']:.3g}", mlx["audio_s_per_s"] / ours["audio_s_per_s"])
+            )  # fmt: skip
     for (size, fraction), sides in by.items():
         if fraction != min(f for s, f in by if s == size):
             continue

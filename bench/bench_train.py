@@ -197,7 +197,7 @@ def _worker(job: dict) -> dict:
             _reset_peak()
 
     total = job["warmup"] + job["steps"]
-    if job["side"] == "voxlora":
+    if job["side"] in ("voxlora", "voxlora-mlx"):
         import tempfile
 
         from voxlora.lora_options import LoraSettings
@@ -209,6 +209,7 @@ def _worker(job: dict) -> dict:
                 model=job["model"], manifest=job["manifest"], out=out, max_steps=total,
                 batch_size=job["batch_size"], decoder_frame_fraction=job["fraction"],
                 log_every=10**9, warmup_steps=0, cache_dir=job["cache"],
+                backend="mlx" if job["side"] == "voxlora-mlx" else "torch",
             )  # fmt: skip
             settings = LoraSettings(rank=RANK, alpha=ALPHA, targets=TARGETS)
             peak = {}
@@ -256,6 +257,17 @@ SIZES = {
 }
 
 
+# MLX beside torch (issue 8) on the small config: the same model, clips and settings through
+# `lora-train --backend mlx`; on the mid config it would add minutes for the same comparison.
+MLX_SIZES = ("small",)
+
+
+def _has_mlx() -> bool:
+    import importlib.util
+
+    return bool(importlib.util.find_spec("mlx") and importlib.util.find_spec("mlx_audio"))
+
+
 def bench_train(workdir, sizes=("small", "mid"), fractions=(1 / 16, 1.0), threads: int | None = None) -> dict:
     """{"rows": per-setting figures for both trainers, "machine": matmul rate} (see `rows_for_table`)."""
     import torch
@@ -285,10 +297,11 @@ def bench_train(workdir, sizes=("small", "mid"), fractions=(1 / 16, 1.0), thread
                 model=str(model), manifest=str(manifest), cache=cache, batch_size=batch, fraction=fraction,
                 warmup=warmup, steps=steps, threads=threads, modules=modules,
             )  # fmt: skip
-            results = {"voxlora": [], "reference": []}
+            sides = ["voxlora", "reference"] + (["voxlora-mlx"] if size in MLX_SIZES and _has_mlx() else [])
+            results = {side: [] for side in sides}
             rates = []
-            for r in range(runs):  # interleaved, the order alternating
-                order = ("voxlora", "reference") if r % 2 == 0 else ("reference", "voxlora")
+            for r in range(runs):  # interleaved, the order rotating
+                order = sides[r % len(sides) :] + sides[: r % len(sides)]
                 for side in order:
                     results[side].append(_run_worker({**job, "side": side}))
                 rates.append(matmul_rate())

@@ -4,10 +4,11 @@ from pathlib import Path
 
 import click
 from click.core import ParameterSource
-from voxlora.clikit import command, common_options, emit, run, show_progress
+from voxlora.clikit import CONTEXT, common_options, emit, run, show_progress
 from voxlora.lora_options import FLAGS as LORA_FLAGS
 from voxlora.lora_options import lora_options
 from voxlora.train.config import CHOICES, FULL_LR, LORA_LR, TrainConfig
+from voxlora.train.launch import ARGV, KeepsArgv
 
 D = TrainConfig()  # every default lives in TrainConfig
 
@@ -26,7 +27,7 @@ def choice(name: str, **kwargs):
 
 
 # fmt: off
-@command()
+@click.command(cls=KeepsArgv, context_settings=CONTEXT)  # keeps its command line for --nproc
 @opt("--model", required=True, help="Base model: a folder in sesame/csm-1b's layout, or a hub id.")
 @opt("--manifest", required=True, help="Training manifest (JSONL); - reads stdin whole first.")
 @opt("-o", "--output", required=True, type=click.Path(file_okay=False, path_type=Path),
@@ -60,9 +61,11 @@ def choice(name: str, **kwargs):
 @opt("--cache-dir", help="Mimi codes cache [default: voxlora-codes/ beside OUT]; safe to delete.")
 @opt("--resume", is_flag=True, help="Continue from the newest checkpoint in OUT (same settings).")
 @opt("--strict", is_flag=True, help="Stop at the first bad record or clip (default: warn, skip it).")
+@click.option("--nproc", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Processes on this machine, one GPU each (torchrun; see the README for several machines).")
 @common_options
 # fmt: on
-def cli(model, manifest, output, adapter, settings, **options):
+def cli(model, manifest, output, adapter, settings, nproc, **options):
     """Fine-tune CSM on a manifest: LoRA (default), LoRA plus embeddings, or --full.
 
     Prints one JSON line of metrics every --log-every steps (also kept in OUT/metrics.jsonl), then
@@ -77,6 +80,7 @@ def cli(model, manifest, output, adapter, settings, **options):
     lora-init --model M -r 16 --targets attn -o a0 && lora-train --model M --adapter a0 --manifest t.jsonl -o a1
     hf-fetch ./corpus --out-dir c | mkmanifest - --sample-rate 24000 --out-dir w | lora-train --model M --manifest - -o a2
     """
+    from voxlora.train import distributed
     from voxlora.train.recipe import run as run_training
     from voxlora.train.signals import Stopped, StopSignals, Terminated
 
@@ -86,14 +90,24 @@ def cli(model, manifest, output, adapter, settings, **options):
         raise click.UsageError(f"{', '.join(explicit)}: LoRA options describe a fresh adapter; not with --adapter or --full")
     options["max_grad_norm"] = options["max_grad_norm"] or None
     config = TrainConfig(model=model, manifest=manifest, out=str(output), adapter=adapter and str(adapter), **options)
-    bars = _Bars(show_progress())
+    if nproc > 1:  # torchrun on this machine, each process running this command less --nproc
+        from voxlora.train.launch import launch, without_nproc
+
+        if distributed.under_torchrun():
+            raise click.UsageError("--nproc: already one of several processes (torchrun); drop --nproc")
+        distributed.check_config(config, distributed.World(size=nproc))
+        ctx = click.get_current_context()
+        ctx.exit(launch(nproc, without_nproc(ctx.meta[ARGV]), output, ctx.meta.get("voxlora.debug", False)))
+    world = distributed.start(config.device)  # one of several processes under torchrun
+    bars = _Bars(show_progress() and world.is_main)
     try:
         with StopSignals() as stop:
-            for record in run_training(config, settings, on_clip=bars.clip, on_step=bars.step, stop=stop):
+            for record in run_training(config, settings, on_clip=bars.clip, on_step=bars.step, stop=stop, world=world):
                 emit(record)
     except Stopped as e:
         bars.close()
-        click.echo(f"lora-train: {e}", err=True)
+        if world.is_main:
+            click.echo(f"lora-train: {e}", err=True)
         click.get_current_context().exit(e.exit_code)
     except Terminated:
         bars.close()
@@ -129,3 +143,6 @@ class _Bars:
 
 
 main = run(cli)
+
+if __name__ == "__main__":  # torchrun -m voxlora.cli.lora_train
+    main()

@@ -53,6 +53,7 @@ class TrainConfig:
     backend: str = "auto"  # torch | mlx; auto: mlx on Apple silicon when installed, else torch
     dtype: str = "fp32"  # fp32 | bf16 | fp16: compute precision (autocast); master weights stay fp32
     device: str = "auto"  # auto | cpu | cuda | mps
+    processes: int = 1  # processes the run started on (torchrun): a step is grad_accum x processes micro-batches; kept on --resume
 
     # validation, logging, saving
     val_manifest: str | None = None

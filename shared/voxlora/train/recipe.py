@@ -153,19 +153,22 @@ class Saver:
             merge_folder(self.folder, adapter, dest / "merged")
 
 
-def run(config: TrainConfig, settings=None, on_clip=None, on_step=None, stop=None):
+def run(config: TrainConfig, settings=None, on_clip=None, on_step=None, stop=None, world=None):
     """Train as ``config`` says; yield metrics records, then the result record.
 
     ``settings`` (a LoraSettings) describes a fresh adapter; ignored with ``adapter`` or ``full``.
     ``stop`` (a `signals.StopSignals`) is armed when training starts: a signal then ends the run
     after the current step with a checkpoint, and `signals.Stopped` is raised.
+    ``world`` (`distributed.World`): this process's rank in a torchrun job; only rank 0 yields and writes.
     """
-    from voxlora.train import checkpoint
+    from voxlora.train import checkpoint, distributed
 
+    world = world or distributed.World()
     config = resolve(config)
+    distributed.check_config(config, world)
     out = Path(config.out)
     check_writable(out)
-    for leftover in checkpoint.clean_partial(out):
+    for leftover in checkpoint.clean_partial(out) if world.is_main else ():
         log.info("removed %s (a checkpoint cut short by a kill)", leftover)
     earlier = checkpoint.checkpoints(out)
     if config.resume and not earlier:
@@ -201,10 +204,14 @@ def run(config: TrainConfig, settings=None, on_clip=None, on_step=None, stop=Non
         check_resumable(resume, config)
         if not config.full:
             adapter = load_adapter_for(resume.path, folder, config)
+    # The data layout: a step is grad_accum x processes micro-batches, processes as the run started.
+    config.processes = resume.meta["config"].get("processes", 1) if resume else world.size
     require_room_for_checkpoints(out, config, folder, adapter)
     records = read_records(config.manifest, config.strict)
     val_records = read_records(config.val_manifest, config.strict) if config.val_manifest else None
-    yield from _train(config, folder, out, adapter, records, val_records, on_clip, on_step, resume, stop)
+    yield from _train(
+        config, folder, out, adapter, records, val_records, on_clip, on_step, resume, stop, world
+    )
 
 
 def require_room_for_checkpoints(out: Path, config: TrainConfig, folder: Path, adapter) -> None:
@@ -277,12 +284,15 @@ def data_fingerprint(clips) -> str:
     return "sha256:" + digest.hexdigest()[:16]
 
 
-def _train(config, folder, out, adapter, records, val_records, on_clip, on_step, resume=None, stop=None):
+def _train(
+    config, folder, out, adapter, records, val_records, on_clip, on_step, resume=None, stop=None, world=None
+):
     import torch
 
     from voxlora.atomic import atomic_write_text
-    from voxlora.train import checkpoint, metrics
+    from voxlora.train import checkpoint, distributed, metrics
     from voxlora.train.backend import load_backend
+    from voxlora.train.batches import iterate_batches
     from voxlora.train.codes_cache import CodesCache, codec_identity
     from voxlora.train.loop import NonFinite, TrainState, total_steps, train
     from voxlora.train.sequences import build_store, check_lengths, prepare_clips
@@ -312,8 +322,9 @@ def _train(config, folder, out, adapter, records, val_records, on_clip, on_step,
         stats.clips, stats.frames = len(fitting), sum(int(c.codes.shape[1]) for c in fitting)
         return build_store(fitting, bundle.config, frame_rate), stats, data_fingerprint(fitting)
 
-    store, stats, data = prepare(records, config.manifest)
-    val_store = prepare(val_records, config.val_manifest)[0] if val_records else None
+    # every rank reads the codes cache; rank 0 fills it first (`World.in_turns`)
+    store, stats, data = world.in_turns(lambda: prepare(records, config.manifest))
+    val_store = world.in_turns(lambda: prepare(val_records, config.val_manifest))[0] if val_records else None
     log.info(
         "%d clips, %.1f s of audio (%d encoded, %d from the cache %s) in %.1f s",
         stats.clips, stats.frames / frame_rate, stats.encoded, stats.cached, config.cache_dir,
@@ -325,8 +336,12 @@ def _train(config, folder, out, adapter, records, val_records, on_clip, on_step,
     log.info(
         "training %d tensors, %d parameters, on %s (%s)", len(names), n_trained, backend.where, config.dtype
     )
+    layout = distributed.describe_layout(world, config.processes, config.grad_accum)
+    if layout:
+        log.info("%s", layout)
     run_record = {"config": config.to_dict(), "data": dataclasses.asdict(stats), "trained_params": n_trained}
-    atomic_write_text(out / RUN_CONFIG, json.dumps(run_record, indent=1) + "\n")
+    if world.is_main:
+        atomic_write_text(out / RUN_CONFIG, json.dumps(run_record, indent=1) + "\n")
 
     saver = Saver(backend, model, adapter, folder, config)
 
@@ -344,6 +359,8 @@ def _train(config, folder, out, adapter, records, val_records, on_clip, on_step,
         )
         checkpoint.prune(out, config.keep_last)
 
+    save = distributed.main_only(world, save)  # rank 0 writes; the others wait for it
+    job = distributed.job_config(config)  # what the loop sees: a step of the whole job
     state = optimizer_state = None
     if resume is not None:
         if names != resume.meta["trained"]:
@@ -357,7 +374,8 @@ def _train(config, folder, out, adapter, records, val_records, on_clip, on_step,
         optimizer_state = {"optimizer": resume.optimizer, "scaler": resume.meta["scaler"]}
         backend.restore_rng(resume.rng)  # last: loading and wrapping the model draw from it
         log.info("resuming from %s at step %d", resume.path, state.step)
-    log_file = metrics.MetricsFile(out / metrics.METRICS, keep_until_step=state.step if state else None)
+    metrics_path = out / metrics.METRICS if world.is_main else Path(os.devnull)  # rank 0 keeps the record
+    log_file = metrics.MetricsFile(metrics_path, keep_until_step=state.step if state else None)
     history, step, started = list(log_file.kept), state.step if state else 0, time.perf_counter()
     done = [step]  # the last step trained (every step, not only the logged ones)
 
@@ -370,14 +388,16 @@ def _train(config, folder, out, adapter, records, val_records, on_clip, on_step,
         stop.arm()
     try:
         for record in train(
-            model, store, config, stepper=backend.stepper, val_store=val_store, state=state,
-            optimizer_state=optimizer_state, save=save, on_step=stepped,
-            should_stop=(lambda: stop.requested is not None) if stop is not None else None,
+            model, store, job,
+            iterate_batches=distributed.shard(iterate_batches, world), stepper=distributed.stepper(world, backend),
+            val_store=val_store, state=state, optimizer_state=optimizer_state, save=save, on_step=stepped,
+            should_stop=distributed.agreed_stop(world, stop),
         ):  # fmt: skip
             log_file.write(record)
             history.append(record)
             step = record["step"]
-            yield record
+            if world.is_main:
+                yield record
     except NonFinite as e:
         last = checkpoint.checkpoints(out)
         keep = f"the last good checkpoint, {last[-1]}, is intact" if last else "no checkpoint was saved"
@@ -387,18 +407,22 @@ def _train(config, folder, out, adapter, records, val_records, on_clip, on_step,
     finally:
         log_file.close()
     step = done[0]
-    if stop is not None and stop.requested is not None and step < total_steps(store, config):
+    if stop is not None and stop.requested is not None and step < total_steps(store, job):
         from voxlora.train.signals import Stopped
 
         saved = checkpoint.step_dir(out, step) if step else None
         raise Stopped(stop.requested, step, saved if saved is not None and saved.is_dir() else None)
-    saver.write(out, step, adapter_files=config.full or config.save_mode != "full")
-    metrics.plot_loss(history, out / metrics.PLOT)
+    if world.is_main:
+        saver.write(out, step, adapter_files=config.full or config.save_mode != "full")
+        metrics.plot_loss(history, out / metrics.PLOT)
+    world.barrier("waiting for rank 0 to write the result")
     losses = [r for r in history if "loss" in r] or [{"loss": float("nan"), "audio_s_per_s": 0.0}]
     log.info(
         "trained %d steps in %.0f s: loss %.3f -> %.3f, %.1f s of audio per s; wrote %s",
         step, time.perf_counter() - started, losses[0]["loss"], losses[-1]["loss"], losses[-1]["audio_s_per_s"], out,
     )  # fmt: skip
+    if not world.is_main:
+        return
     if config.full:
         yield {"model": str(out), "step": step}
         return
