@@ -160,6 +160,9 @@ class MlxTraining:
     def stepper(self, model, config, *, loss=None) -> MlxStepper:
         return MlxStepper(model, config, loss=loss)
 
+    def release_codec(self) -> None:
+        self.data.codec = None  # the torch Mimi that filled the codes cache; MLX trains without it
+
     def make_trainable(self, adapter):
         model, _ = mlx_lora.apply_adapter(self.bundle.model, adapter, trainable=True)
         if self.config.dtype != "fp32":  # master weights in fp32 whatever the compute dtype

@@ -7,6 +7,7 @@ optimizer may touch a weight. Dropout draws from torch's global generator, which
 """
 
 import contextlib
+import gc
 import math
 
 import torch
@@ -159,6 +160,13 @@ class TorchTraining:
 
     def stepper(self, model, config, *, loss=None) -> TorchStepper:
         return TorchStepper(model, config, loss=loss, device=self.device)
+
+    def release_codec(self) -> None:
+        # Mimi is ~80M parameters the loss never calls once the codes are cached. --full keeps it:
+        # the saved model is the whole CSM, codec included.
+        if not self.config.full:
+            self.data.model.codec_model = None
+            gc.collect()
 
     def make_trainable(self, adapter):
         return make_trainable(self.data, adapter, self.config)

@@ -84,6 +84,9 @@ class TrainBackend(Protocol):
     def stepper(self, model, config, *, loss=None) -> Stepper:
         """The `Stepper` over ``model``'s trainable tensors (``loss``: the backend's csm_loss if None)."""
 
+    def release_codec(self) -> None:
+        """Every clip's codes are prepared: free the codec's weights unless saving needs them (--full)."""
+
     def make_trainable(self, adapter) -> tuple[Any, list[str]]:
         """(model to train, names of the trained tensors, in optimizer order)."""
 

@@ -325,6 +325,7 @@ def _train(
     # every rank reads the codes cache; rank 0 fills it first (`World.in_turns`)
     store, stats, data = world.in_turns(lambda: prepare(records, config.manifest))
     val_store = world.in_turns(lambda: prepare(val_records, config.val_manifest))[0] if val_records else None
+    backend.release_codec()  # every clip is coded now
     log.info(
         "%d clips, %.1f s of audio (%d encoded, %d from the cache %s) in %.1f s",
         stats.clips, stats.frames / frame_rate, stats.encoded, stats.cached, config.cache_dir,
