@@ -14,7 +14,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(if $(LOCAL_TORCH),$(PY) -m pip install -q "torch==2.13.0")
+	$(if $(LOCAL_TORCH),$(PY) -m pip install -q --find-links $(dir $(LOCAL_TORCH)) "torch==2.13.0")
 	$(PY) -m pip install -q -e ".[dev,demo,mlx]"
 	touch $(STAMP)
 
