@@ -82,7 +82,7 @@ def cli(model, manifest, output, adapter, settings, nproc, **options):
     """
     from voxlora.train import distributed
     from voxlora.train.recipe import run as run_training
-    from voxlora.train.signals import Stopped, StopSignals, Terminated
+    from voxlora.train.signals import Interrupted, Stopped, StopSignals, Terminated
 
     source = click.get_current_context().get_parameter_source
     explicit = ["--" + f.replace("_", "-") for f in LORA_FLAGS if source(f) == ParameterSource.COMMANDLINE]
@@ -108,6 +108,11 @@ def cli(model, manifest, output, adapter, settings, nproc, **options):
         bars.close()
         if world.is_main:
             click.echo(f"lora-train: {e}", err=True)
+        click.get_current_context().exit(e.exit_code)
+    except Interrupted as e:  # a second signal during training: the checkpoints on disk stand
+        bars.close()
+        if world.is_main:
+            click.echo(f"lora-train: {e.explain(output)}", err=True)
         click.get_current_context().exit(e.exit_code)
     except Terminated:
         bars.close()

@@ -201,7 +201,7 @@ def _read_peft(folder: Path) -> Adapter:
             f"{where}: init_lora_weights={init!r} also changes the base weights; not supported"
         )
     pairs, trained = parse_peft_tensors(_load_tensors(folder / WEIGHTS), folder / WEIGHTS)
-    r = int(config.get("r", 8))
+    r = int(config["r"])
     bad = sorted(m for m, (A, _) in pairs.items() if A.shape[0] != r)
     if bad:
         raise VoxloraError(f"{where}: r is {r} but these modules have another rank: {', '.join(bad)}")
@@ -215,7 +215,7 @@ def _read_peft(folder: Path) -> Adapter:
             )
     return Adapter(
         r=r,
-        alpha=float(config.get("lora_alpha", 8)),
+        alpha=float(config["lora_alpha"]),
         lora=pairs,
         trained=trained,
         dropout=float(config.get("lora_dropout") or 0.0),

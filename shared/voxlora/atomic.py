@@ -1,14 +1,25 @@
 """Atomic outputs: a killed command never leaves a half-written file that looks whole.
 
 Everything is written under a temporary name in the destination's folder, flushed and fsynced,
-then renamed over the destination (rename is atomic within one filesystem).
+then renamed over the destination (rename is atomic within one filesystem). A kill leaves only
+hidden names beside the destination, which `recover` tidies up:
+
+    .NAME.XXXXXXXX.tmp   a file or folder being written (`atomic_file`, `atomic_dir`): removed
+    .NAME.old-PID        the previous folder NAME, moved aside by `atomic_dir` while the new one is
+                         renamed in: removed if NAME exists, renamed back to NAME if it does not
 """
 
 import contextlib
+import logging
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
+
+TEMPORARY = re.compile(r"^\.(?P<name>.+)\.[a-z0-9_]+\.tmp$")  # tempfile's random part, then .tmp
+MOVED_ASIDE = re.compile(r"^\.(?P<name>.+)\.old-\d+$")
+log = logging.getLogger("voxlora")
 
 
 def _fsync_dir(path: Path) -> None:
@@ -57,7 +68,9 @@ def atomic_write_text(path, text: str) -> None:
 def atomic_dir(path):
     """Yield a temporary folder beside ``path``; on success it becomes ``path`` (replacing an old one).
 
-    Used for adapters, checkpoints and merged models: the folder is complete or absent.
+    Used for adapters, checkpoints and merged models: the folder is complete or absent. Replacing
+    takes two renames (``path`` to ``.NAME.old-PID``, then the new folder to ``path``); a kill
+    between them leaves no ``path`` but the old one aside, and `recover` renames it back.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -79,3 +92,25 @@ def atomic_dir(path):
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def recover(folder) -> list[Path]:
+    """Undo what killed `atomic_file` / `atomic_dir` calls left in ``folder``; returns what was removed.
+
+    A moved-aside folder whose NAME is missing (the kill fell between `atomic_dir`'s two renames) is
+    renamed back to NAME, so the previous version is restored, never lost with the new one.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    removed = []
+    for p in sorted(folder.iterdir()):
+        aside = MOVED_ASIDE.match(p.name)
+        if aside and not (folder / aside["name"]).exists():
+            os.replace(p, folder / aside["name"])
+            log.info("restored %s (a kill cut its replacement short)", folder / aside["name"])
+        elif aside or TEMPORARY.match(p.name):
+            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+            removed.append(p)
+    _fsync_dir(folder)
+    return removed

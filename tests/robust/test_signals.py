@@ -6,8 +6,9 @@ import re
 import signal
 
 import pytest
+from voxlora.cli import lora_train
 from voxlora.train import checkpoint
-from voxlora.train.signals import StopSignals, Terminated
+from voxlora.train.signals import Interrupted, StopSignals, Terminated
 
 from tests.robust.conftest import adapter_bytes, invoke, read_until_step, start, train_args
 
@@ -53,6 +54,42 @@ def test_before_training_a_signal_acts_at_once_and_a_second_one_too():
         stop.arm()
         os.kill(os.getpid(), signal.SIGTERM)
         assert stop.requested == signal.SIGTERM  # armed: noted, the loop stops after the step
-        with pytest.raises(Terminated):  # a second signal does not wait
+        with pytest.raises(Interrupted):  # a second signal does not wait (and says what is saved)
             os.kill(os.getpid(), signal.SIGTERM)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+
+
+@pytest.mark.parametrize(
+    "signum, code, at_step, newest",
+    [(signal.SIGTERM, 143, 3, 2), (signal.SIGINT, 130, 3, 2), (signal.SIGTERM, 143, 1, None)],
+)
+def test_a_second_signal_during_training_names_the_newest_checkpoint(
+    tiny_csm, corpus, reference, tmp_path, monkeypatch, signum, code, at_step, newest
+):
+    def step(bars, state):  # inside step ``at_step``, before its checkpoint is written
+        if state.step == at_step:
+            os.kill(os.getpid(), signum)  # the first: finish the step, save, stop
+            os.kill(os.getpid(), signum)  # the second, at once
+
+    monkeypatch.setattr(lora_train._Bars, "step", step)
+    out = tmp_path / "run"
+    result = invoke(train_args(tiny_csm, corpus, out))
+    assert result.exit_code == code, result.output
+    name = signal.Signals(signum).name
+    if newest is None:
+        assert checkpoint.checkpoints(out) == []
+        assert result.stderr.splitlines()[-1] == (
+            f"lora-train: stopped at once by a second {name}; no checkpoint saved yet, "
+            "nothing to resume: run the same command again"
+        )
+        return
+    saved = checkpoint.step_dir(out, newest)
+    assert result.stderr.splitlines()[-1] == (
+        f"lora-train: stopped at once by a second {name}; newest checkpoint {saved}; "
+        "to continue, run the same command with --resume"
+    )
+    assert checkpoint.checkpoints(out)[-1] == saved and checkpoint.read_checkpoint(saved)[0]["step"] == newest
+    monkeypatch.undo()
+    resumed = invoke(train_args(tiny_csm, corpus, out, "--resume"))
+    assert resumed.exit_code == 0, resumed.output
+    assert adapter_bytes(out) == adapter_bytes(reference[0])  # bitwise

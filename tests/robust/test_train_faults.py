@@ -112,10 +112,71 @@ def test_resume_refuses_changed_data_and_skips_a_damaged_checkpoint(tiny_csm, tm
 
 def test_checkpoint_size_estimate_and_partial_folders(tmp_path):
     assert checkpoint.estimate_bytes(10, "sgd", extra=7) == 47
-    for name in (".step_0000002.abc.tmp", ".step_0000001.old-12", ".weights-99", ".keep", "step_0000001"):
+    left = [".step_0000002.abc.tmp", ".step_0000001.old-12", ".weights-99", "..weights-99.k2j_x9ab.tmp",
+            ".merged.q8e1zz0w.tmp", ".merged.old-7"]  # fmt: skip
+    for name in (*left, ".keep", "step_0000001", "merged"):
         (tmp_path / name).mkdir()
+    files = [".adapter_model.safetensors.a1b2c3d4.tmp", ".adapter_config.json.zz99zz99.tmp",
+             ".metrics.jsonl.0abc_def.tmp", ".write-test-41"]  # fmt: skip
+    for name in files:
+        (tmp_path / name).write_bytes(b"partial")
     removed = checkpoint.clean_partial(tmp_path)
-    assert sorted(p.name for p in removed) == [".step_0000001.old-12", ".step_0000002.abc.tmp", ".weights-99"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".keep", "step_0000001"]
+    assert sorted(p.name for p in removed) == sorted(left + files)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".keep", "merged", "step_0000001"]
     shutil.rmtree(tmp_path / "step_0000001")
     assert checkpoint.newest_complete(tmp_path) is None
+
+
+def test_a_folder_moved_aside_by_a_killed_replacement_is_restored(tmp_path, monkeypatch):
+    from voxlora import atomic
+
+    merged = tmp_path / "merged"
+    merged.mkdir()
+    (merged / "model.safetensors").write_bytes(b"old")
+    real_replace, calls = atomic.os.replace, []
+
+    def killed_at_second_rename(src, dst):
+        calls.append(1)
+        if len(calls) == 2:  # merged/ is aside, the new folder not yet in: SIGKILL lands here
+            raise SystemExit(137)
+        real_replace(src, dst)
+
+    monkeypatch.setattr(atomic.os, "replace", killed_at_second_rename)
+    with pytest.raises(SystemExit), atomic.atomic_dir(merged) as tmp:
+        (tmp / "model.safetensors").write_bytes(b"new")
+    monkeypatch.undo()
+    assert not merged.exists() and [p.name for p in tmp_path.iterdir()][0].startswith(".merged.old-")
+    assert checkpoint.clean_partial(tmp_path) == []  # restored, not removed
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["merged"]
+    assert (merged / "model.safetensors").read_bytes() == b"old"
+    (tmp_path / ".merged.old-12").mkdir()  # aside while merged/ exists: the swap had finished
+    assert [p.name for p in checkpoint.clean_partial(tmp_path)] == [".merged.old-12"]
+
+
+def test_a_kill_while_the_final_adapter_is_replaced_leaves_no_mixed_adapter(tiny_csm, tmp_path, monkeypatch):
+    from voxlora.adapter import CONFIG, read_adapter
+    from voxlora.errors import VoxloraError
+    from voxlora.train import recipe
+
+    out = tmp_path / "run"
+    manifest = make_manifest(tmp_path / "data", n=2)
+    assert invoke(train_args(tiny_csm, manifest, out, "--max-steps", 1)).exit_code == 0
+    staging = out / ".weights-1"
+    shutil.copytree(out, staging, ignore=lambda d, names: [n for n in names if n.startswith(("step_", "."))])
+    real_replace, calls = recipe.os.replace, []
+
+    def killed_after_first_file(src, dst):
+        calls.append(1)
+        if len(calls) == 2:
+            raise SystemExit(137)
+        real_replace(src, dst)
+
+    monkeypatch.setattr(recipe.os, "replace", killed_after_first_file)
+    with pytest.raises(SystemExit):
+        recipe._move_files_into(staging, out, last=CONFIG)
+    assert not (out / CONFIG).exists() and (staging / CONFIG).exists()  # the config goes last
+    with pytest.raises(VoxloraError, match=f"{CONFIG}: missing"):
+        read_adapter(out)
+    resumed = invoke(train_args(tiny_csm, manifest, out, "--max-steps", 1, "--resume"))
+    assert resumed.exit_code == 0, resumed.output  # --resume writes the result again
+    assert read_adapter(out).r == 8 and not [p.name for p in out.iterdir() if p.name.startswith(".")]

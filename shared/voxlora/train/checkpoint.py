@@ -11,7 +11,9 @@
     trainer_state.safetensors   optimizer state (``optimizer.<i>.<name>``), RNG states (``rng.*``)
 
 A kill while one is being written leaves only a hidden ``.step_NNNNNNN.*.tmp`` folder, which
-`clean_partial` removes; `newest_complete` is what ``--resume`` continues from.
+`clean_partial` removes with every other temporary name a kill can leave in ``OUT`` (the merged
+model's, the adapter files', the metrics'; see `voxlora.atomic`); `newest_complete` is what
+``--resume`` continues from.
 
 The data order is a function of (seed, epoch) and the decoder's frames of (seed, epoch, clip), so
 (epoch, position) is all the data state there is; dropout's randomness is torch's global
@@ -26,14 +28,14 @@ from pathlib import Path
 
 import torch
 
-from voxlora.atomic import atomic_dir
+from voxlora.atomic import atomic_dir, recover
 from voxlora.errors import VoxloraError
 
 FORMAT_VERSION = 1
 STATE_JSON = "trainer_state.json"
 STATE_TENSORS = "trainer_state.safetensors"
 STEP_DIR = re.compile(r"^step_(\d{7,})$")
-PARTIAL = re.compile(r"^\.(step_\d{7,}\..*\.tmp|step_\d{7,}\.old-\d+|weights-\d+)$")  # left by a kill
+STAGING = re.compile(r"^\.(weights|write-test)-\d+$")  # lora-train's own scratch names in OUT
 OPTIMIZER_STATES = {"adamw": 2, "adam": 2, "sgd": 0}  # fp32 tensors per trained tensor (Adam: m and v)
 log = logging.getLogger("voxlora")
 
@@ -177,14 +179,20 @@ def newest_complete(out):
 
 
 def clean_partial(out) -> list[Path]:
-    """Remove the hidden temporary folders a killed run left in ``out``; returns them."""
+    """Tidy up after a killed run in ``out``; returns the hidden temporary files and folders removed.
+
+    Every temporary name `atomic_file` / `atomic_dir` create (step folders, ``merged/``, adapter
+    files, metrics) goes, and a folder moved aside mid-replacement is restored (`atomic.recover`);
+    then lora-train's staging folder ``.weights-PID`` and write probe ``.write-test-PID``.
+    """
     out = Path(out)
     if not out.is_dir():
         return []
-    found = sorted(p for p in out.iterdir() if PARTIAL.match(p.name))
-    for p in found:
+    removed = recover(out)
+    for p in sorted(p for p in out.iterdir() if STAGING.match(p.name)):
         shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
-    return found
+        removed.append(p)
+    return sorted(removed)
 
 
 def estimate_bytes(trained_params: int, optimizer: str, extra: int = 0) -> int:

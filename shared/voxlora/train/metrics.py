@@ -8,31 +8,40 @@ import io
 import json
 from pathlib import Path
 
-from voxlora.atomic import atomic_write_bytes
+from voxlora.atomic import atomic_write_bytes, atomic_write_text
 
 METRICS = "metrics.jsonl"
 PLOT = "loss.png"
 
 
 class MetricsFile:
-    """Append-only JSONL, flushed per line, so a killed run keeps every line it printed."""
+    """Append-only JSONL, flushed per line, so a killed run keeps every line it printed.
+
+    Resuming keeps the lines up to the checkpoint's step: they replace the file atomically before it
+    is opened for appending, so a kill in between loses no history.
+    """
 
     def __init__(self, path, keep_until_step: int | None = None):
         self.path = Path(path)
-        self.kept = []  # resuming: the lines up to the checkpoint's step, written again
+        self.kept = []  # resuming: the lines up to the checkpoint's step
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         if keep_until_step is not None and self.path.is_file():
             self.kept = [line for line in read_metrics(self.path) if line.get("step", 0) <= keep_until_step]
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._f = open(self.path, "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
-        for record in self.kept:
-            self.write(record)
+            atomic_write_text(self.path, "".join(_line(record) for record in self.kept))
+            self._f = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        else:
+            self._f = open(self.path, "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
 
     def write(self, record: dict) -> None:
-        self._f.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self._f.write(_line(record))
         self._f.flush()
 
     def close(self) -> None:
         self._f.close()
+
+
+def _line(record: dict) -> str:
+    return json.dumps(record, ensure_ascii=False) + "\n"
 
 
 def read_metrics(path) -> list[dict]:

@@ -100,9 +100,15 @@ def make_trainable(bundle, adapter, config: TrainConfig):
     return make(bundle, adapter, config)
 
 
-def _move_files_into(src: Path, dest: Path) -> None:
-    """Move every file of ``src`` into ``dest`` (each an atomic rename), then remove ``src``."""
-    for f in sorted(src.iterdir()):
+def _move_files_into(src: Path, dest: Path, last: str) -> None:
+    """Move every file of ``src`` into ``dest`` (each an atomic rename), ``last`` last; remove ``src``.
+
+    ``last`` is the file that makes ``dest`` loadable (adapter_config.json, config.json). The old one
+    goes first, so a kill part-way leaves ``dest`` without it (readers say it is missing; ``--resume``
+    writes the result again), never a new config beside old weights or the reverse.
+    """
+    (dest / last).unlink(missing_ok=True)
+    for f in sorted(src.iterdir(), key=lambda f: (f.name == last, f.name)):
         os.replace(f, dest / f.name)
     src.rmdir()
 
@@ -139,14 +145,14 @@ class Saver:
             for name in SIDE_FILES:
                 if (self.folder / name).is_file() and not (staging / name).exists():
                     shutil.copyfile(self.folder / name, staging / name)
-            _move_files_into(staging, dest)
+            _move_files_into(staging, dest, last="config.json")
             return
-        from voxlora.adapter import write_adapter
+        from voxlora.adapter import CONFIG, write_adapter
 
         adapter = self.current_adapter(step)
         if adapter_files:
             write_adapter(adapter, staging)
-            _move_files_into(staging, dest)
+            _move_files_into(staging, dest, last=CONFIG)
         if self.config.save_mode in ("full", "both"):
             from voxlora.merge import merge_folder
 
@@ -169,7 +175,7 @@ def run(config: TrainConfig, settings=None, on_clip=None, on_step=None, stop=Non
     out = Path(config.out)
     check_writable(out)
     for leftover in checkpoint.clean_partial(out) if world.is_main else ():
-        log.info("removed %s (a checkpoint cut short by a kill)", leftover)
+        log.info("removed %s (left by a killed run)", leftover)
     earlier = checkpoint.checkpoints(out)
     if config.resume and not earlier:
         raise VoxloraError(f"{out}: nothing to resume (no step_NNNNNNN/ checkpoint in it)")

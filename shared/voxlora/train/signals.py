@@ -4,8 +4,9 @@
 first training step is about to start) a signal acts at once, as usual: SIGINT raises
 KeyboardInterrupt, SIGTERM raises `Terminated`, so a long data preparation can still be cut short.
 Once armed, the first signal only sets ``requested``; the training loop checks it between steps,
-saves a checkpoint and the recipe raises `Stopped`. A second signal stops at once (the checkpoints
-already written are complete: they are written atomically).
+saves a checkpoint and the recipe raises `Stopped`. A second signal stops at once by raising
+`Interrupted`, which names the newest checkpoint: those already written are complete (they are
+written atomically), and ``--resume`` continues from the newest.
 """
 
 import signal
@@ -38,6 +39,27 @@ class Stopped(Exception):
         return EXIT_CODES.get(self.signum, 128 + self.signum)
 
 
+class Interrupted(Exception):
+    """A second signal once training had started: stopped at once, without saving this step."""
+
+    def __init__(self, signum: int):
+        self.signum = signum
+        super().__init__(f"stopped at once by a second {signal.Signals(signum).name}")
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES.get(self.signum, 128 + self.signum)
+
+    def explain(self, out) -> str:
+        """The message for the user, naming the newest checkpoint in ``out`` (all are complete)."""
+        from voxlora.train.checkpoint import checkpoints
+
+        saved = checkpoints(out)
+        if not saved:
+            return f"{self}; no checkpoint saved yet, nothing to resume: run the same command again"
+        return f"{self}; newest checkpoint {saved[-1]}; to continue, run the same command with --resume"
+
+
 class StopSignals:
     """A context manager catching SIGTERM and SIGINT; ``requested`` is the signal number or None.
 
@@ -60,6 +82,8 @@ class StopSignals:
             self.requested = signum
             return
         signal.signal(signum, self._before.get(signum, signal.SIG_DFL))  # a second signal: at once
+        if self.armed:
+            raise Interrupted(signum)
         if signum == signal.SIGINT:
             raise KeyboardInterrupt
         raise Terminated()
