@@ -39,3 +39,29 @@ def other_tiny_csm(tmp_path_factory):
     from voxlora.models.tiny import write_tiny_csm
 
     return write_tiny_csm(tmp_path_factory.mktemp("models") / "tiny-csm-other", seed=1)
+
+
+@pytest.fixture
+def network_calls(monkeypatch):
+    """Every TCP connection attempt and `datasets.load_dataset` call, recorded (and let through).
+
+    Shows a command gave up on the Hub without retrying, where timing it would be flaky.
+    """
+    import socket
+
+    import datasets
+
+    calls = []
+    connect, load_dataset = socket.create_connection, datasets.load_dataset
+
+    def counting_connect(address, *args, **kwargs):
+        calls.append(("connect", address))
+        return connect(address, *args, **kwargs)
+
+    def counting_load_dataset(path, *args, **kwargs):
+        calls.append(("load_dataset", path))
+        return load_dataset(path, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "create_connection", counting_connect)
+    monkeypatch.setattr(datasets, "load_dataset", counting_load_dataset)
+    return calls

@@ -33,13 +33,12 @@ def cli(adapter, model, as_json, top, family):
     """
     from voxlora.adapter_report import report
 
-    paths = _from_stdin() if adapter == "-" else [adapter]
-    failed = []
+    paths, failed = _from_stdin() if adapter == "-" else ([adapter], [])
     for path in paths:
         try:
             info = report(path, model, family)
         except VoxloraError as e:  # a bad adapter among several: say so, report the others
-            if len(paths) == 1:
+            if len(paths) == 1 and not failed:
                 raise
             log.error("Error: %s", e)
             failed.append(f"{path}: not reported (see above)")
@@ -59,16 +58,27 @@ def cli(adapter, model, as_json, top, family):
         raise VoxloraError("\n".join(failed))
 
 
-def _from_stdin() -> list[str]:
-    paths = []
-    for n, line in enumerate(sys.stdin, 1):
+def _from_stdin() -> tuple[list[str], list[str]]:
+    """The "adapter" of each JSON record on stdin, and one message per line that holds none."""
+    from voxlora.manifest import decode_line
+
+    paths, bad = [], []
+    for n, raw in enumerate(sys.stdin.buffer, 1):
+        line = decode_line(raw, f"<stdin>:{n}")
+        if isinstance(line, VoxloraError):  # not UTF-8
+            bad.append(str(line))
+            continue
         if not line.strip():
             continue
         try:
-            paths.append(json.loads(line)["adapter"])
-        except (json.JSONDecodeError, KeyError, TypeError):
-            raise VoxloraError(f'<stdin>:{n}: expected a JSON record with "adapter"') from None
-    return paths
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            record = None
+        if isinstance(record, dict) and isinstance(record.get("adapter"), str):
+            paths.append(record["adapter"])
+        else:
+            bad.append(f'<stdin>:{n}: expected a JSON record with "adapter"')
+    return paths, bad
 
 
 def _text(r: dict, top: int) -> str:

@@ -94,14 +94,17 @@ def cli(
 
     from voxlora.corpora import iter_source
     from voxlora.manifest import to_csm_mlx, to_voxcpm
-    from voxlora.prepare import PrepareConfig, prepare
+    from voxlora.prepare import PrepareConfig, make_out_dir, prepare
     from voxlora.rejects import Tally
     from voxlora.speakers import SpeakerMap
 
     config = PrepareConfig(sample_rate, out_dir, min_duration, max_duration, speaker, jobs, strict)
     speakers = SpeakerMap.load(speakers_file) if speakers_file else SpeakerMap()
+    entries = iter_source(source)  # a missing INPUT fails here, before the output folder is made
+    if out_dir:
+        make_out_dir(out_dir)  # before any clip: a folder that cannot be written is one line
     tally = Tally()
-    records = prepare(iter_source(source), config, speakers, tally)
+    records = prepare(entries, config, speakers, tally)
     if show_progress():
         from tqdm import tqdm
 

@@ -86,7 +86,7 @@ def cli(text, contexts, context_texts, output, out_dir, strict, **options):
     if batch:
         if sys.stdin.isatty():
             click.echo("synth: reading lines of text from stdin (Ctrl-D to end)", err=True)
-        requests = read_requests(sys.stdin, config, out_dir)
+        requests = read_requests(sys.stdin.buffer, config, out_dir)  # bytes: each line decoded alone
     else:  # checked before the model loads: a bad TEXT fails at once
         requests = iter([make_request({"text": text}, 1, config, out_dir, "", out=output)])
 

@@ -78,6 +78,9 @@ def emit(record: dict, stream=None) -> None:
 class Command(click.Command):
     """A click command that turns a `VoxloraError` into ``Error: …`` and exit 1.
 
+    An `OSError` naming a file (permission denied, disk full, not a folder) becomes
+    ``Error: <file>: <why>``; any other exception is a bug: ``Error: internal error: …``.
+
     Doing it here, not only in `run`, means `CliRunner` tests see the same message and exit code.
     """
 
@@ -90,10 +93,12 @@ class Command(click.Command):
             raise click.ClickException(str(e)) from None
         except (click.exceptions.Exit, click.ClickException, KeyboardInterrupt, click.exceptions.Abort):
             raise
-        except Exception as e:  # a bug, not a user mistake: one line unless debugging
+        except Exception as e:
             if ctx.meta.get("voxlora.debug"):
                 raise
-            raise click.ClickException(
+            if isinstance(e, OSError) and e.filename is not None:  # the user's file system, not a bug
+                raise click.ClickException(f"{e.filename}: {e.strerror or e}") from None
+            raise click.ClickException(  # a bug, not a user mistake: one line unless debugging
                 f"internal error: {type(e).__name__}: {e} (rerun with --debug for a traceback)"
             ) from None
 

@@ -29,7 +29,15 @@ from pathlib import Path
 
 from voxlora.columns import pick_columns, speaker_of, text_of
 from voxlora.errors import VoxloraError
-from voxlora.manifest import Entry, check_record, display_path, iter_manifest, json_line, resolve_audio
+from voxlora.manifest import (
+    Entry,
+    check_record,
+    decode_line,
+    display_path,
+    iter_manifest,
+    json_line,
+    resolve_audio,
+)
 from voxlora.rejects import Rejected
 
 log = logging.getLogger("voxlora.corpora")
@@ -102,16 +110,20 @@ def _decode(raw: bytes, what: str) -> str:
         ) from None
 
 
-def _lines(path: Path) -> Iterator[tuple[int, str | Rejected]]:
-    """(line_no, text or a bad-encoding `Rejected`) for each non-blank line, decoded line by line."""
+def _lines(path: Path, as_read: bool = False) -> Iterator[tuple[int, str | Rejected]]:
+    """(line_no, text or a bad-encoding `Rejected` starting ``file:line:``), decoded line by line.
+
+    Blank lines are skipped and line ends cut; ``as_read=True`` hands on every line whole (for `csv`).
+    """
+    name = display_path(path)
     with open(path, "rb") as f:
         for line_no, raw in enumerate(f, start=1):
-            try:
-                text = _decode(raw, "line")
-            except Rejected as e:
-                yield line_no, e
-                continue
-            if text.strip():
+            text = decode_line(raw, f"{name}:{line_no}")
+            if isinstance(text, str) and line_no == 1:
+                text = text.lstrip("\ufeff")  # a BOM some editors write
+            if as_read or isinstance(text, Rejected):
+                yield line_no, text
+            elif text.strip():
                 yield line_no, text.rstrip("\r\n")
 
 
@@ -169,7 +181,7 @@ def iter_ljspeech(csv_path) -> Iterator[Entry]:
     for line_no, text in _lines(csv_path):
         where = f"{name}:{line_no}"
         if isinstance(text, Rejected):
-            yield Entry(where, error=text.at(where))
+            yield Entry(where, error=text)
             continue
         fields = text.split("|")
         if len(fields) < 2 or not fields[0].strip():
@@ -201,7 +213,7 @@ def iter_common_voice(tsv) -> Iterator[Entry]:
     for line_no, text in lines:
         where = f"{name}:{line_no}"
         if isinstance(text, Rejected):
-            yield Entry(where, error=text.at(where))
+            yield Entry(where, error=text)
             continue
         fields = text.split("\t")
         if len(fields) != len(columns):
@@ -242,17 +254,32 @@ def _audiofolder_entry(where: str, row: dict, folder: Path, names) -> Entry:
 
 
 def iter_audiofolder_csv(csv_path) -> Iterator[Entry]:
+    """The rows of an audiofolder metadata.csv; a line that is not UTF-8 is rejected on its own.
+
+    Lines are decoded one by one and only good ones reach the `csv` reader, so one bad byte costs one
+    row, not the rest of the file. A bad header line is the whole file's error (no row can be read).
+    """
     csv_path = Path(csv_path)
     name = display_path(csv_path)
-    try:
-        with open(csv_path, encoding="utf-8-sig", newline="") as f:
-            reader = csv.DictReader(f)
-            for row in reader:
-                yield _audiofolder_entry(f"{name}:{reader.line_num}", row, csv_path.parent, reader.fieldnames)
-    except UnicodeDecodeError as e:
-        raise VoxloraError(
-            f"{name}: not UTF-8 (byte {e.object[e.start]:#04x} at position {e.start})"
-        ) from None
+    bad: list[Entry] = []  # bad lines met while the reader pulled the next row, in file order
+    last = [0]  # the file line the reader took last: where the row it returns ends
+
+    def good_lines():
+        for line_no, text in _lines(csv_path, as_read=True):
+            if isinstance(text, Rejected):
+                if last[0] == 0:  # the header: without its column names no row can be read
+                    raise text
+                bad.append(Entry(f"{name}:{line_no}", error=text))
+                continue
+            last[0] = line_no
+            yield text
+
+    reader = csv.DictReader(good_lines())
+    for row in reader:
+        yield from bad
+        bad.clear()
+        yield _audiofolder_entry(f"{name}:{last[0]}", row, csv_path.parent, reader.fieldnames)
+    yield from bad
 
 
 def iter_audiofolder(path) -> Iterator[Entry]:
@@ -274,7 +301,7 @@ def _json_objects(path: Path):
     for line_no, text in _lines(path):
         where = f"{name}:{line_no}"
         if isinstance(text, Rejected):
-            yield Entry(where, error=text.at(where))
+            yield Entry(where, error=text)
             continue
         obj = json_line(text, where)
         if isinstance(obj, Rejected):
@@ -292,10 +319,8 @@ def iter_csm_mlx(json_path) -> Iterator[Entry]:
     name = display_path(json_path)
     try:
         data = json.loads(json_path.read_bytes().decode("utf-8-sig"))
-    except UnicodeDecodeError as e:
-        raise VoxloraError(
-            f"{name}: not UTF-8 (byte {e.object[e.start]:#04x} at position {e.start})"
-        ) from None
+    except UnicodeDecodeError:
+        raise next(t for _, t in _lines(json_path) if isinstance(t, Rejected)) from None
     except json.JSONDecodeError as e:
         raise VoxloraError(f"{name}:{e.lineno}: invalid JSON ({e.msg})") from None
     if not isinstance(data, list):

@@ -123,6 +123,20 @@ def _lines(source):
         yield from enumerate(f, start=1)
 
 
+def decode_line(raw: bytes, where: str) -> str | Rejected:
+    """One raw line as text, or a bad-encoding `Rejected` naming the first bad byte and its column.
+
+    >>> str(decode_line(b"caf\\xe9\\n", "<stdin>:3"))
+    '<stdin>:3: not UTF-8 (byte 0xe9 at column 4)'
+    """
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return Rejected(
+            "bad-encoding", f"{where}: not UTF-8 (byte {raw[e.start]:#04x} at column {e.start + 1})"
+        )
+
+
 def json_line(text: str, where: str):
     """The JSON value on one line, or a `Rejected` saying where and why it is not JSON."""
     try:
@@ -141,16 +155,9 @@ def iter_manifest(source, resolve: bool = True) -> Iterator[Entry]:
     base = os.getcwd() if str(source) == "-" else os.path.dirname(os.path.abspath(source))
     for line_no, raw in _lines(source):
         where = _where(name, line_no)
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as e:
-            yield Entry(
-                where,
-                error=Rejected(
-                    "bad-encoding", f"{where}: not UTF-8 (byte {raw[e.start]:#04x} at column {e.start + 1})"
-                ),
-                original=raw.decode("utf-8", "replace").strip(),
-            )
+        text = decode_line(raw, where)
+        if isinstance(text, Rejected):
+            yield Entry(where, error=text, original=raw.decode("utf-8", "replace").strip())
             continue
         if line_no == 1:
             text = text.lstrip("\ufeff")  # a BOM some editors write

