@@ -17,13 +17,17 @@ from tests.robust.conftest import STEPS, adapter_bytes, read_until_step, run, st
 def test_sigkill_then_resume_equals_an_uninterrupted_run(tiny_csm, corpus, reference, tmp_path):
     seed = random.randrange(10**6)
     rng = random.Random(seed)
-    k, delay = rng.randint(2, STEPS - 3), rng.uniform(0, 0.3)
-    why = f"killed {delay:.3f} s after step {k} (seed {seed})"
+    k, fraction = rng.randint(2, STEPS - 3), rng.random()
     out = tmp_path / "run"
     proc = start(train_args(tiny_csm, corpus, out), tmp_path / "killed.err")
+    why = f"killed at {fraction:.2f} of a step after step {k} (seed {seed})"
     try:
+        read_until_step(proc, k - 1)
+        before = time.perf_counter()
         read_until_step(proc, k)
-        time.sleep(delay)
+        # A fraction of one step's time (train + checkpoint, as just measured): the kill lands in
+        # step k + 1 or in its checkpoint write, however fast or loaded the machine is.
+        time.sleep(fraction * (time.perf_counter() - before))
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=60)
