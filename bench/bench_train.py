@@ -35,17 +35,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+from voxlora.demo_corpus import SENTENCES as DEMO_SENTENCES
 
-SENTENCES = (
-    "The birch canoe slid on the smooth planks.",
-    "Glue the sheet to the dark blue background.",
-    "It's easy to tell the depth of a well.",
-    "These days a chicken leg is a rare dish.",
-    "Rice is often served in round bowls.",
-    "The juice of lemons makes fine punch.",
-    "The box was thrown beside the parked truck.",
-    "Four hours of steady work faced us.",
-)
+SENTENCES = DEMO_SENTENCES[3:11]  # eight Harvard sentences, as the tests use
 FRAME_SAMPLES = 1920  # Mimi: 24 kHz / 12.5 Hz
 RANK, ALPHA, TARGETS = 8, 16.0, ("q_proj", "v_proj")  # voxlora's default LoRA
 

@@ -18,17 +18,9 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+from voxlora.demo_corpus import SENTENCES as DEMO_SENTENCES
 
-SENTENCES = (
-    "The birch canoe slid on the smooth planks.",
-    "Glue the sheet to the dark blue background.",
-    "It's easy to tell the depth of a well.",
-    "These days a chicken leg is a rare dish.",
-    "Rice is often served in round bowls.",
-    "The juice of lemons makes fine punch.",
-    "The box was thrown beside the parked truck.",
-    "Four hours of steady work faced us.",
-)
+SENTENCES = DEMO_SENTENCES[3:11]  # eight Harvard sentences
 CORPUS_LAYOUTS = ("libritts", "ljspeech", "common_voice", "audiofolder", "csm_mlx", "plain")
 HF_LAYOUTS = ("common_voice", "librispeech", "voxpopuli", "ljspeech")
 

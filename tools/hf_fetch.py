@@ -7,7 +7,7 @@ after ``--help`` had its chance, so help stays fast.
 import logging
 
 import click
-from voxlora.clikit import command, common_options, emit, run, show_progress
+from voxlora.clikit import command, common_options, emit, run, show_progress, speakers_option
 
 log = logging.getLogger("voxlora.hf_fetch")
 
@@ -41,27 +41,9 @@ decoded is reported on stderr and skipped. Offline, a Hub id fails at once (HF_H
 @click.option("--text-column", metavar="NAME", help="Column holding the transcript.")
 @click.option("--audio-column", metavar="NAME", help="Column holding the audio.")
 @click.option("--speaker-column", metavar="NAME", help="Column naming the speaker.")
-@click.option(
-    "--speakers",
-    "speakers_file",
-    type=click.Path(dir_okay=False),
-    metavar="FILE",
-    help="Speaker name -> id map (JSON): ids in it are kept, new names added, the file rewritten.",
-)
+@speakers_option
 @common_options
-def cli(
-    dataset,
-    out_dir,
-    config_name,
-    split,
-    limit,
-    language,
-    sample_rate,
-    text_column,
-    audio_column,
-    speaker_column,
-    speakers_file,
-):
+def cli(dataset, out_dir, config_name, speakers_file, **fields):
     """Fetch clips of a Hugging Face dataset as WAVs; print one JSONL record per clip."""
     from voxlora.hf import FetchConfig, fetch, hide_datasets_progress
     from voxlora.rejects import Tally
@@ -69,25 +51,14 @@ def cli(
 
     if not show_progress():
         hide_datasets_progress()
-    cfg = FetchConfig(
-        dataset,
-        out_dir,
-        config_name,
-        split,
-        limit,
-        language,
-        sample_rate,
-        text_column,
-        audio_column,
-        speaker_column,
-    )
+    cfg = FetchConfig(dataset, out_dir, config=config_name, **fields)
     speakers = SpeakerMap.load(speakers_file) if speakers_file else SpeakerMap()
     tally = Tally()
     records = fetch(cfg, speakers, tally)
     if show_progress():
         from tqdm import tqdm
 
-        records = tqdm(records, desc="hf-fetch", unit="clip", total=limit)
+        records = tqdm(records, desc="hf-fetch", unit="clip", total=cfg.limit)
     try:
         for record in records:
             emit(record)

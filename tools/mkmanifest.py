@@ -11,7 +11,7 @@ import logging
 import sys
 
 import click
-from voxlora.clikit import command, common_options, emit, run, show_progress
+from voxlora.clikit import command, common_options, emit, run, show_progress, speakers_option
 from voxlora.errors import VoxloraError
 
 log = logging.getLogger("voxlora.mkmanifest")
@@ -46,13 +46,7 @@ clip at all is usable.
 @click.option(
     "--speaker", type=click.IntRange(min=0), metavar="ID", help="Set this speaker id on every record."
 )
-@click.option(
-    "--speakers",
-    "speakers_file",
-    type=click.Path(dir_okay=False),
-    metavar="FILE",
-    help="Speaker name -> id map (JSON): ids in it are kept, new names added, the file rewritten.",
-)
+@speakers_option
 @click.option(
     "--rejects",
     type=click.Path(dir_okay=False),

@@ -61,6 +61,16 @@ def common_options(f):
     return wrapper
 
 
+# hf-fetch and mkmanifest share one speaker map, so they share the option that names it.
+speakers_option = click.option(
+    "--speakers",
+    "speakers_file",
+    type=click.Path(dir_okay=False),
+    metavar="FILE",
+    help="Speaker name -> id map (JSON): ids in it are kept, new names added, the file rewritten.",
+)
+
+
 def show_progress() -> bool:
     """Progress bars only where stderr is a terminal and --quiet was not given."""
     ctx = click.get_current_context(silent=True)

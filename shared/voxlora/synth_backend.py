@@ -19,10 +19,9 @@ from typing import Protocol
 import numpy as np
 import torch
 
+from voxlora.backends import require_mlx
 from voxlora.errors import VoxloraError
 from voxlora.synth_config import SynthConfig
-
-MLX_MISSING = "--backend mlx needs mlx and mlx-audio (pip install 'voxlora[mlx]')"
 
 
 class Adapters(Protocol):
@@ -52,11 +51,7 @@ class SynthBackend(Protocol):
 def load_csm(config: SynthConfig) -> SynthBackend:
     """The base model of ``config`` on its backend (``config.resolved_backend()``), loaded once."""
     if config.resolved_backend() == "mlx":
-        try:
-            import mlx.core  # noqa: F401
-            import mlx_audio  # noqa: F401
-        except ImportError:
-            raise VoxloraError(MLX_MISSING) from None
+        require_mlx()
         from voxlora.backends.synth_mlx import MlxSynth
 
         return MlxSynth(config)

@@ -32,3 +32,14 @@ def default_backend() -> str:
     if apple and importlib.util.find_spec("mlx") and importlib.util.find_spec("mlx_audio"):
         return "mlx"
     return "torch"
+
+
+def require_mlx() -> None:
+    """Refuse `--backend mlx` in one line when mlx or mlx-audio is not installed."""
+    from voxlora.errors import VoxloraError
+
+    try:
+        import mlx.core  # noqa: F401
+        import mlx_audio  # noqa: F401
+    except ImportError:
+        raise VoxloraError("--backend mlx needs mlx and mlx-audio (pip install 'voxlora[mlx]')") from None

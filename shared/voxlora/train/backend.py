@@ -27,9 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from voxlora.errors import VoxloraError
-
-MLX_MISSING = "--backend mlx needs mlx and mlx-audio (pip install 'voxlora[mlx]')"
+from voxlora.backends import require_mlx
 
 
 @dataclass
@@ -108,11 +106,7 @@ class TrainBackend(Protocol):
 def load_backend(config, source) -> TrainBackend:
     """The base model at ``source`` on ``config.backend`` (resolved: torch | mlx), loaded once."""
     if config.backend == "mlx":
-        try:
-            import mlx.core  # noqa: F401
-            import mlx_audio  # noqa: F401
-        except ImportError:
-            raise VoxloraError(MLX_MISSING) from None
+        require_mlx()
         from voxlora.backends.train_mlx import MlxTraining
 
         return MlxTraining(config, source)
