@@ -35,7 +35,7 @@ def cli(model, settings, family, seed, output, dry_run):
     lora-init --model VoxCPM1.5 --component all --targets attn,proj -o runs/v0
     """
     from voxlora import families, targets
-    from voxlora.models.csm import model_dir
+    from voxlora.models.csm import base_name, model_dir
 
     if not dry_run and output is None:
         raise click.UsageError("give -o/--output ADAPTER (or --dry-run)")
@@ -63,7 +63,7 @@ def cli(model, settings, family, seed, output, dry_run):
     from voxlora.adapter import write_adapter  # torch: only now that a file is written
     from voxlora.peft_bridge import new_adapter_for
 
-    adapter = new_adapter_for(folder, settings, seed=seed, base_model=_base_name(model))
+    adapter = new_adapter_for(folder, settings, seed=seed, base_model=base_name(model))
     adapter.meta["created_with"]["tool"] = "lora-init"
     write_adapter(adapter, output)
     log.info(
@@ -74,12 +74,6 @@ def cli(model, settings, family, seed, output, dry_run):
         100 * params / base if base else 0,
     )
     emit({"adapter": str(output), "model": model, **record})
-
-
-def _base_name(model: str) -> str:
-    """A hub id stays as given; a folder is recorded absolute, so the adapter works from anywhere."""
-    path = Path(model)
-    return str(path.resolve()) if path.exists() else model
 
 
 main = run(cli)

@@ -30,9 +30,10 @@ from pathlib import Path
 
 import torch
 
-from voxlora import lora
+from voxlora import __version__, lora
 from voxlora.atomic import atomic_dir
 from voxlora.errors import VoxloraError
+from voxlora.jsonfile import read_json_object
 
 log = logging.getLogger("voxlora")
 
@@ -132,6 +133,44 @@ class Adapter:
         return out
 
 
+def fresh_adapter(
+    lora_shapes: dict[str, tuple[int, int]],
+    trained: dict[str, torch.Tensor],
+    settings,
+    seed: int,
+    base_model: str | None,
+    fingerprint: str | None,
+    backend: str,
+) -> Adapter:
+    """A new adapter with voxlora.json's meta; the one place both backends make one.
+
+    ``lora_shapes`` is {module: (out, in)} in `targets.select`'s order: each pair comes from
+    `lora.init_lora` with one torch generator seeded with ``seed`` (A random, B zero), so torch and
+    MLX start from identical tensors. ``trained`` are the directly trained tensors' starting values.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    pairs = {
+        module: lora.init_lora(in_features, out_features, settings.rank, settings.init, gen)
+        for module, (out_features, in_features) in lora_shapes.items()
+    }
+    meta = {
+        "base_model": base_model,
+        "base_fingerprint": fingerprint,
+        "backend": backend,
+        "created_with": {"voxlora": __version__, "settings": settings.to_dict(), "seed": seed},
+    }
+    return Adapter(
+        r=settings.rank,
+        alpha=settings.alpha,
+        lora=pairs,
+        trained=trained,
+        dropout=settings.dropout,
+        rslora=settings.rslora,
+        base_model=base_model,
+        meta=meta,
+    )
+
+
 def read_adapter(path) -> Adapter:
     """Read a voxlora, peft, mlx-lm or VoxCPM adapter folder (or its weights file) into an `Adapter`."""
     path = Path(path)
@@ -153,18 +192,6 @@ def read_adapter(path) -> Adapter:
     raise VoxloraError(f"{folder}: not an adapter folder (no {WEIGHTS} or {MLX_WEIGHTS})")
 
 
-def _read_json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise VoxloraError(f"{path}: missing") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise VoxloraError(f"{path}: not valid JSON ({e})") from None
-    if not isinstance(data, dict):
-        raise VoxloraError(f"{path}: expected a JSON object")
-    return data
-
-
 def _load_tensors(path: Path) -> dict[str, torch.Tensor]:
     from safetensors.torch import load_file
 
@@ -182,7 +209,7 @@ def _peft_config_fields() -> set[str]:
 
 
 def _read_peft(folder: Path) -> Adapter:
-    config = _read_json(folder / CONFIG)
+    config = read_json_object(folder / CONFIG)
     where = folder / CONFIG
     if config.get("peft_type") != "LORA":
         raise VoxloraError(f"{where}: peft_type is {config.get('peft_type')!r}; only LORA adapters are read")
@@ -207,7 +234,7 @@ def _read_peft(folder: Path) -> Adapter:
         raise VoxloraError(f"{where}: r is {r} but these modules have another rank: {', '.join(bad)}")
     meta, fmt = {}, "peft"
     if (folder / SIDECAR).is_file():
-        meta, fmt = _read_json(folder / SIDECAR), "voxlora"
+        meta, fmt = read_json_object(folder / SIDECAR), "voxlora"
         if int(meta.get("format_version", 0)) > FORMAT_VERSION:
             raise VoxloraError(
                 f"{folder / SIDECAR}: format_version {meta['format_version']} is newer than this voxlora "
@@ -249,7 +276,7 @@ def parse_peft_tensors(tensors: dict, where) -> tuple[dict, dict]:
 
 
 def _read_mlx(folder: Path) -> Adapter:
-    config = _read_json(folder / CONFIG)
+    config = read_json_object(folder / CONFIG)
     where = folder / CONFIG
     kind = config.get("fine_tune_type", "lora")
     if kind != "lora":
@@ -289,7 +316,7 @@ def _read_mlx(folder: Path) -> Adapter:
 def _read_voxcpm(folder: Path) -> Adapter:
     """VoxCPM's lora_weights.safetensors + lora_config.json (what its fine-tuning script saves)."""
     where = folder / VOXCPM_CONFIG
-    info = _read_json(where)
+    info = read_json_object(where)
     config = info.get("lora_config", info)  # {"base_model", "lora_config": {...}}, or the fields alone
     if not isinstance(config, dict) or "alpha" not in config:
         raise VoxloraError(f"{where}: no lora_config with r and alpha (VoxCPM's LoRA config)")

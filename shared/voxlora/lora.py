@@ -87,7 +87,7 @@ def delta(A: torch.Tensor, B: torch.Tensor, scaling: float) -> torch.Tensor:
     return (B.to(dtype) @ A.to(dtype)) * scaling  # (out, r) @ (r, in) -> (out, in)
 
 
-def _apply(W: torch.Tensor, A, B, scaling: float, sign: int, name: str) -> torch.Tensor:
+def _apply(W: torch.Tensor, A, B, scaling: float, sign: int, name: str, inplace: bool) -> torch.Tensor:
     if A.dim() != 2 or B.dim() != 2 or A.shape[0] != B.shape[1]:
         raise VoxloraError(f"{name}: LoRA A {tuple(A.shape)} and B {tuple(B.shape)} do not share a rank")
     if (B.shape[0], A.shape[1]) != tuple(W.shape):
@@ -95,32 +95,43 @@ def _apply(W: torch.Tensor, A, B, scaling: float, sign: int, name: str) -> torch
             f"{name}: LoRA update {(B.shape[0], A.shape[1])} does not fit the weight {tuple(W.shape)}"
         )
     dtype = _compute_dtype(W, A, B)
-    out = W.to(dtype, copy=True)  # (out, in), a new tensor: W itself is never modified
+    # (out, in): W itself when the caller owns it and it is already in the compute dtype, else a copy
+    out = W if inplace and W.dtype == dtype else W.to(dtype, copy=True)
     out.addmm_(B.to(dtype), A.to(dtype), alpha=sign * scaling)  # out += s * (B @ A), no (out, in) temporary
     out = out.to(W.dtype)
-    # Checked in W's own dtype (fp16 overflows at 65504) before anything is written, as peft's
+    # Checked in W's own dtype (fp16 overflows at 65504) before the result is returned, as peft's
     # merge(safe_merge=True). min and max propagate NaN and inf, without a mask as large as W.
     if not all(torch.isfinite(m) for m in torch.aminmax(out)):
         raise VoxloraError(f"{name}: merging gives NaN or inf (a broken adapter, or overflow in {W.dtype})")
     return out
 
 
-def merge(W: torch.Tensor, A: torch.Tensor, B: torch.Tensor, scaling: float, name: str = "weight"):
-    """``W + scaling * (B @ A)`` as a new tensor in W's dtype (summed in fp32 for half precision).
+def merge(
+    W: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    scaling: float,
+    name: str = "weight",
+    inplace: bool = False,
+):
+    """``W + scaling * (B @ A)`` in W's dtype (summed in fp32 for half precision).
 
     Refuses (VoxloraError naming ``name``) a result with NaN or inf instead of returning it.
+    A new tensor unless ``inplace``: then, when W is already in the compute dtype (fp32 W with fp32
+    or half A, B), the sum is written into W itself, saving a copy of W. Only for a W nobody else
+    holds (lora-merge's freshly read tensors): W is modified even when the result is refused.
 
     >>> W = torch.tensor([[1., 0.], [0., 1.]])
     >>> merge(W, torch.tensor([[1., 2.]]), torch.tensor([[3.], [4.]]), 0.5)
     tensor([[2.5000, 3.0000],
             [2.0000, 5.0000]])
     """
-    return _apply(W, A, B, scaling, +1, name)
+    return _apply(W, A, B, scaling, +1, name, inplace)
 
 
 def unmerge(W: torch.Tensor, A: torch.Tensor, B: torch.Tensor, scaling: float, name: str = "weight"):
     """``W - scaling * (B @ A)``: undoes `merge` (exactly for integers, to rounding for floats)."""
-    return _apply(W, A, B, scaling, -1, name)
+    return _apply(W, A, B, scaling, -1, name, inplace=False)
 
 
 def delta_norm(A: torch.Tensor, B: torch.Tensor, scaling: float) -> float:
@@ -136,19 +147,21 @@ def delta_norm(A: torch.Tensor, B: torch.Tensor, scaling: float) -> float:
     return abs(scaling) * math.sqrt(float(sq))
 
 
-def merged_tensor(name: str, tensor: torch.Tensor, adapter) -> torch.Tensor:
+def merged_tensor(name: str, tensor: torch.Tensor, adapter, inplace: bool = False) -> torch.Tensor:
     """One base tensor with the adapter applied: replaced if trained directly, then LoRA merged.
 
     ``adapter`` is anything with ``lora`` ({module path: (A, B)}), ``trained`` ({tensor name:
     tensor}) and ``scaling`` (voxlora.adapter.Adapter). A name the adapter does not touch comes back
-    as it is (the same object).
+    as it is (the same object). ``inplace``: ``tensor`` is the caller's own (just read, held by
+    nobody else), so a LoRA merge may write into it (see `merge`); a replaced tensor never is.
     """
     if name in adapter.trained:
-        tensor = adapter.trained[name].to(tensor.dtype)
+        tensor = adapter.trained[name].to(tensor.dtype)  # may be the adapter's own: not in place
+        inplace = False
     module, _, leaf = name.rpartition(".")
     if leaf == "weight" and module in adapter.lora:
         A, B = adapter.lora[module]
-        tensor = merge(tensor, A, B, adapter.scaling, name=module)
+        tensor = merge(tensor, A, B, adapter.scaling, name=module, inplace=inplace)
     return tensor
 
 

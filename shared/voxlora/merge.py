@@ -117,22 +117,6 @@ def _touched(name: str, adapter: Adapter) -> bool:
     return name in adapter.trained or (leaf == "weight" and module in adapter.lora)
 
 
-def _merge_owned(name: str, tensor: torch.Tensor, adapter: Adapter) -> torch.Tensor:
-    """`lora.merged_tensor` for a tensor nobody else holds (just read): an fp32 LoRA merge happens in
-    place, the same ``addmm_`` as `lora.merge` without its copy of W, and the same NaN/inf check.
-    """
-    module, _, leaf = name.rpartition(".")
-    if name in adapter.trained or leaf != "weight" or module not in adapter.lora:
-        return lora.merged_tensor(name, tensor, adapter)
-    A, B = adapter.lora[module]
-    if not tensor.dtype == A.dtype == B.dtype == torch.float32 or (B.shape[0], A.shape[1]) != tensor.shape:
-        return lora.merged_tensor(name, tensor, adapter)
-    tensor.addmm_(B, A, alpha=adapter.scaling)  # W += s * (B @ A), no (out, in) temporary
-    if not all(torch.isfinite(m) for m in torch.aminmax(tensor)):
-        raise VoxloraError(f"{module}: merging gives NaN or inf (a broken adapter, or overflow in float32)")
-    return tensor
-
-
 def _merged(file, adapter: Adapter, specs: dict, by_source: dict, summary: dict):
     """(name, merged tensor) for every tensor of ``file``, tied aliases right after their source.
 
@@ -151,11 +135,8 @@ def _merged(file, adapter: Adapter, specs: dict, by_source: dict, summary: dict)
             if isinstance(tensor, Stored):
                 yield n, tensor
                 continue
-            t = (
-                _merge_owned(n, tensor, adapter)
-                if len(names) == 1
-                else lora.merged_tensor(n, tensor, adapter)
-            )
+            # a tensor read for one name is ours alone: its fp32 LoRA merge may happen in place
+            t = lora.merged_tensor(n, tensor, adapter, inplace=len(names) == 1)
             summary["replaced"] += n in adapter.trained
             summary["merged"] += n.removesuffix(".weight") in adapter.lora and n.endswith(".weight")
             yield n, t.to(specs[n][0])

@@ -14,12 +14,11 @@ the list of keys, never half applied (peft itself would skip unknown keys with a
 import logging
 import os
 import warnings
-from pathlib import Path
 
 import torch
 
-from voxlora import __version__, lora, targets
-from voxlora.adapter import PREFIX, Adapter, parse_peft_tensors, read_adapter, require_fits
+from voxlora import targets
+from voxlora.adapter import PREFIX, Adapter, fresh_adapter, parse_peft_tensors, read_adapter, require_fits
 from voxlora.errors import VoxloraError
 
 log = logging.getLogger("voxlora")
@@ -33,43 +32,25 @@ def shapes_of(model: torch.nn.Module) -> dict[str, tuple[int, ...]]:
 def new_adapter_for(base, settings, seed: int = 0, base_model: str | None = None) -> Adapter:
     """A fresh adapter for ``base`` (a loaded model, or a model folder / hub id read by headers only).
 
-    LoRA pairs come from `lora.init_lora` (A random from ``seed``, B zero, so the model is
-    unchanged); with ``settings.train_embeddings`` the embeddings start as copies of the base's.
+    LoRA pairs come from `voxlora.adapter.fresh_adapter` (A random from ``seed``, B zero, so the
+    model is unchanged); with ``settings.train_embeddings`` the embeddings start as copies of the base's.
     ``base_model`` is recorded for later loading (default: ``base`` itself when it is a name).
     """
     if isinstance(base, torch.nn.Module):
         shapes, tensor = shapes_of(base), base.state_dict().__getitem__
         fingerprint_of = base_model
     else:
-        from voxlora.models.csm import model_dir
+        from voxlora.models.csm import base_name, model_dir
 
         folder = model_dir(base)
         shapes, tensor = targets.base_shapes(folder), _checkpoint_reader(folder)
         fingerprint_of = folder
         if base_model is None:
-            base_model = str(Path(base).resolve()) if Path(base).exists() else str(base)
+            base_model = base_name(base)
     selection = targets.select(shapes, settings)
-    gen = torch.Generator().manual_seed(seed)
-    pairs = {}
-    for module, (out_features, in_features) in selection.lora.items():
-        pairs[module] = lora.init_lora(in_features, out_features, settings.rank, settings.init, gen)
     trained = {name: tensor(name).detach().to(torch.float32).clone() for name in selection.trained}
-    meta = {
-        "base_model": base_model,
-        "base_fingerprint": _fingerprint(fingerprint_of),
-        "backend": "torch",
-        "created_with": {"voxlora": __version__, "settings": settings.to_dict(), "seed": seed},
-    }
-    return Adapter(
-        r=settings.rank,
-        alpha=settings.alpha,
-        lora=pairs,
-        trained=trained,
-        dropout=settings.dropout,
-        rslora=settings.rslora,
-        base_model=base_model,
-        meta=meta,
-    )
+    fingerprint = _fingerprint(fingerprint_of)
+    return fresh_adapter(selection.lora, trained, settings, seed, base_model, fingerprint, "torch")
 
 
 def _fingerprint(model) -> str | None:

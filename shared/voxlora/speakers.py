@@ -20,6 +20,7 @@ from pathlib import Path
 
 from voxlora.atomic import atomic_write_text
 from voxlora.errors import VoxloraError
+from voxlora.jsonfile import read_json_object
 
 
 class SpeakerMap:
@@ -44,12 +45,10 @@ class SpeakerMap:
         if not path.exists():
             return cls()
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise VoxloraError(f"{path}: not a speakers file (invalid JSON: {e})") from None
-        if not isinstance(data, dict) or not all(
-            isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in data.values()
-        ):
+            data = read_json_object(path)
+        except VoxloraError as e:  # "<path>: not valid JSON (…)" or "<path>: expected a JSON object"
+            raise VoxloraError(f"{path}: not a speakers file ({str(e).removeprefix(f'{path}: ')})") from None
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in data.values()):
             raise VoxloraError(f'{path}: not a speakers file (expected a JSON object {{"name": id, ...}})')
         return cls(data)
 

@@ -7,9 +7,8 @@ converted only by `voxlora.lora.to_mlx` / `from_mlx`. Adapters come in and go ou
 `voxlora.adapter.Adapter` (peft's names and layout), so one trained here loads with
 ``PeftModel.from_pretrained`` on the torch model, and the reverse.
 
-A fresh adapter (`new_adapter`) draws its tensors with `voxlora.lora.init_lora` from the same seeded
-torch generator, in the same module order, as `peft_bridge.new_adapter_for`: both backends start
-from identical tensors.
+A fresh adapter (`new_adapter`) is drawn by `voxlora.adapter.fresh_adapter`, as
+`peft_bridge.new_adapter_for`'s is: both backends start from identical tensors.
 """
 
 import math
@@ -20,8 +19,8 @@ import numpy as np
 import torch
 from mlx.utils import tree_flatten, tree_unflatten
 
-from voxlora import __version__, lora, targets
-from voxlora.adapter import Adapter, require_fits
+from voxlora import lora, targets
+from voxlora.adapter import Adapter, fresh_adapter, require_fits
 from voxlora.backends.mlx_csm import BACKBONE_AUDIO, hf_shapes, to_hf_name, to_mlx_name
 from voxlora.errors import VoxloraError
 
@@ -171,18 +170,12 @@ def adapter_from_model(model, like: Adapter) -> Adapter:
 def new_adapter(bundle, settings, seed: int = 0, base_model: str | None = None) -> Adapter:
     """A fresh adapter for a loaded `MlxCsm`: the same tensors `peft_bridge.new_adapter_for` draws.
 
-    A from `lora.init_lora` with a torch generator seeded with ``seed``, module by module in
-    `targets.select`'s order; B zero; trained embeddings start as copies of the base's.
+    Drawn by `voxlora.adapter.fresh_adapter` (A from ``seed`` in `targets.select`'s order, B zero);
+    trained embeddings start as copies of the base's.
     """
     from voxlora.adapter import base_fingerprint
 
-    shapes = hf_shapes(bundle.model)
-    selection = targets.select(shapes, settings)
-    gen = torch.Generator().manual_seed(seed)
-    pairs = {
-        module: lora.init_lora(in_features, out_features, settings.rank, settings.init, gen)
-        for module, (out_features, in_features) in selection.lora.items()
-    }
+    selection = targets.select(hf_shapes(bundle.model), settings)
     params = dict(tree_flatten(bundle.model.parameters()))
     trained = {name: _torch(params[to_mlx_name(name)]) for name in selection.trained}
     base_model = base_model or str(bundle.path.resolve())
@@ -190,22 +183,7 @@ def new_adapter(bundle, settings, seed: int = 0, base_model: str | None = None) 
         fingerprint = base_fingerprint(bundle.path) if bundle.layout == "transformers" else None
     except VoxloraError:
         fingerprint = None
-    meta = {
-        "base_model": base_model,
-        "base_fingerprint": fingerprint,
-        "backend": "mlx",
-        "created_with": {"voxlora": __version__, "settings": settings.to_dict(), "seed": seed},
-    }
-    return Adapter(
-        r=settings.rank,
-        alpha=settings.alpha,
-        lora=pairs,
-        trained=trained,
-        dropout=settings.dropout,
-        rslora=settings.rslora,
-        base_model=base_model,
-        meta=meta,
-    )
+    return fresh_adapter(selection.lora, trained, settings, seed, base_model, fingerprint, "mlx")
 
 
 def load_adapter_into(model, path, trainable: bool = False):

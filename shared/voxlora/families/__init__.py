@@ -14,13 +14,13 @@ overrides it. An adapter without a recorded family is recognised by its module n
     'higgs-audio-v2'
 """
 
-import json
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
 from voxlora.errors import VoxloraError
+from voxlora.jsonfile import read_json_object
 
 
 @dataclass(frozen=True)
@@ -175,15 +175,9 @@ def resolve(folder, name: str | None = None) -> Family:
 def read_config(folder) -> dict:
     """config.json of a model folder as a dict (any family)."""
     path = Path(folder) / "config.json"
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise VoxloraError(f"{folder}: not a model folder (no config.json)") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise VoxloraError(f"{path}: not valid JSON ({e})") from None
-    if not isinstance(config, dict):
-        raise VoxloraError(f"{path}: expected a JSON object")
-    return config
+    if not path.exists():
+        raise VoxloraError(f"{folder}: not a model folder (no config.json)")
+    return read_json_object(path)
 
 
 def guess(modules) -> Family:

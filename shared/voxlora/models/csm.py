@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from voxlora.errors import VoxloraError
+from voxlora.jsonfile import read_json_object
 
 CSM_MODEL_TYPE = "csm"
 # Files a model folder carries besides its weights: copied as they are by lora-merge and checkpoints.
@@ -47,6 +48,16 @@ def model_dir(model: str | os.PathLike) -> Path:
     return _snapshot(str(model))
 
 
+def base_name(model: str | os.PathLike) -> str:
+    """How an adapter records its base: a folder absolute (it works from anywhere), a hub id as given.
+
+    >>> base_name("sesame/csm-1b")
+    'sesame/csm-1b'
+    """
+    path = Path(model)
+    return str(path.resolve()) if path.exists() else str(model)
+
+
 def _snapshot(repo_id: str) -> Path:
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
@@ -72,10 +83,7 @@ def _snapshot(repo_id: str) -> Path:
 def read_config(model) -> dict:
     """config.json of ``model`` as a dict, checked to be a CSM model."""
     path = model_dir(model) / "config.json"
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise VoxloraError(f"{path}: not valid JSON ({e})") from None
+    config = read_json_object(path)
     if config.get("model_type") != CSM_MODEL_TYPE:
         raise VoxloraError(
             f"{path}: not a CSM model (model_type is {config.get('model_type')!r}, expected 'csm')"

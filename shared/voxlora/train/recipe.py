@@ -185,7 +185,7 @@ def run(config: TrainConfig, settings=None, on_clip=None, on_step=None, stop=Non
             "add --resume to continue it, or choose another output folder"
         )
 
-    from voxlora.models.csm import model_dir, read_config
+    from voxlora.models.csm import base_name, model_dir, read_config
 
     folder = model_dir(config.model)
     read_config(folder)
@@ -198,8 +198,7 @@ def run(config: TrainConfig, settings=None, on_clip=None, on_step=None, stop=Non
         from voxlora.peft_bridge import new_adapter_for
 
         settings = settings or LoraSettings()
-        base_name = str(Path(config.model).resolve()) if Path(config.model).exists() else config.model
-        adapter = new_adapter_for(folder, settings, seed=config.seed, base_model=base_name)
+        adapter = new_adapter_for(folder, settings, seed=config.seed, base_model=base_name(config.model))
         config.lora = settings.to_dict()
     resume = None
     if config.resume:
