@@ -112,6 +112,12 @@ def test_context_clips_from_the_command_line(tiny_csm, tmp_path):
     ]
     result = synth(tiny_csm, *args)
     assert result.exit_code == 0, result.output
+    [record] = jsonl(result.stdout)
+    assert record["audio"] == str(tmp_path / "c.wav") and record["sample_rate"] == 24000
+    plain = synth(tiny_csm, "Hello.", "-o", tmp_path / "p.wav")  # same text and seed, no context
+    assert plain.exit_code == 0, plain.output
+    with_context, without = sf.read(tmp_path / "c.wav")[0], sf.read(tmp_path / "p.wav")[0]
+    assert with_context.shape != without.shape or not np.array_equal(with_context, without)
 
 
 @pytest.mark.parametrize(
