@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import torch
 
-from voxlora.backends.train_torch import TorchStepper, make_optimizer  # noqa: F401 (make_optimizer: re-exported)
+from voxlora.backends.train_torch import TorchStepper
 from voxlora.errors import VoxloraError
 from voxlora.train import batches as batches_mod
 

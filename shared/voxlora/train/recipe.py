@@ -93,13 +93,6 @@ def load_adapter_for(path, folder: Path, config: TrainConfig):
     return adapter
 
 
-def make_trainable(bundle, adapter, config: TrainConfig):
-    """(model to train, names of the trained tensors) on torch: LoRA through peft, or every non-codec weight."""
-    from voxlora.backends.train_torch import make_trainable as make
-
-    return make(bundle, adapter, config)
-
-
 def _move_files_into(src: Path, dest: Path, last: str) -> None:
     """Move every file of ``src`` into ``dest`` (each an atomic rename), ``last`` last; remove ``src``.
 
