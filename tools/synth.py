@@ -6,7 +6,7 @@ import click
 from voxlora.backends import BACKENDS
 from voxlora.clikit import command, common_options, emit, run, show_progress
 from voxlora.errors import VoxloraError
-from voxlora.synth_config import SynthConfig
+from voxlora.synth.config import SynthConfig
 
 D = SynthConfig()  # the defaults (this import does not load torch)
 HELP = """Speak TEXT with a CSM model (and a LoRA adapter) into a WAV; print one JSONL record per clip.
@@ -77,8 +77,8 @@ def cli(text, contexts, context_texts, output, out_dir, strict, **options):
         raise click.UsageError('-o is for one TEXT; reading stdin, use --out-dir or an "out" in each record')
 
     from tqdm import tqdm
-    from voxlora.synth import Synthesizer
-    from voxlora.synth_requests import ContextClip, make_request, read_requests
+    from voxlora.synth.requests import ContextClip, make_request, read_requests
+    from voxlora.synth.synthesizer import Synthesizer
 
     config = SynthConfig(
         context=[ContextClip(a, t) for a, t in zip(contexts, context_texts, strict=True)], **options

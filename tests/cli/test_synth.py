@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 from click.testing import CliRunner
-from voxlora import adapter_switch
-from voxlora import synth as synth_module
 from voxlora.cli.synth import main
+from voxlora.synth import adapter_switch
+from voxlora.synth import synthesizer as synth_module
 
 from tests.unit.test_synth_adapters import BACKBONE_QV, write_peft_adapter
 

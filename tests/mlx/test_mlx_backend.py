@@ -307,7 +307,7 @@ def test_csm_1b_mlx_layout_loads_to_the_same_model(tiny_csm, mlx_bundle, store, 
 
 
 def test_mimi_encodes_and_decodes_as_torch(tiny_csm):  # noqa: F811
-    from voxlora.synth_sample import decode
+    from voxlora.synth.sample import decode
     from voxlora.train.codes_cache import encode
 
     torch_bundle, bundle = load_csm(tiny_csm), mlx_csm.load_mlx_csm(tiny_csm)
@@ -339,9 +339,9 @@ def test_greedy_generation_matches_torch_and_makes_a_wav(tiny_csm, tmp_path):  #
     import soundfile as sf
     from voxlora.audio import write_wav
     from voxlora.backends.mlx_generate import generate_codes
-    from voxlora.synth_prompt import Turn, build_inputs
-    from voxlora.synth_sample import generate_codes as torch_generate
-    from voxlora.synth_sample import trim_at_eos
+    from voxlora.synth.prompt import Turn, build_inputs
+    from voxlora.synth.sample import generate_codes as torch_generate
+    from voxlora.synth.sample import trim_at_eos
 
     torch_bundle, bundle = load_csm(tiny_csm), mlx_csm.load_mlx_csm(tiny_csm)
     inputs = build_inputs(torch_bundle.processor, [Turn("Hello there.", 0)], torch_bundle.sample_rate)

@@ -13,11 +13,12 @@ import soundfile as sf  # noqa: E402
 import torch  # noqa: E402
 from click.testing import CliRunner  # noqa: E402
 from mlx.utils import tree_flatten  # noqa: E402
-from voxlora import synth as synth_module  # noqa: E402
 from voxlora.backends import synth_mlx_adapters  # noqa: E402
 from voxlora.cli.synth import main  # noqa: E402
-from voxlora.synth import SynthConfig, Synthesizer  # noqa: E402
-from voxlora.synth_requests import ContextClip, Request  # noqa: E402
+from voxlora.synth import synthesizer as synth_module  # noqa: E402
+from voxlora.synth.config import SynthConfig  # noqa: E402
+from voxlora.synth.requests import ContextClip, Request  # noqa: E402
+from voxlora.synth.synthesizer import Synthesizer  # noqa: E402
 
 from tests.unit.test_synth_adapters import (  # noqa: E402
     BACKBONE_QV,

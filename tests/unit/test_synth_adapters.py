@@ -7,11 +7,12 @@ import json
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
-from voxlora import adapter_switch
-from voxlora import synth as synth_module
 from voxlora.errors import VoxloraError
-from voxlora.synth import SynthConfig, Synthesizer
-from voxlora.synth_requests import Request
+from voxlora.synth import adapter_switch
+from voxlora.synth import synthesizer as synth_module
+from voxlora.synth.config import SynthConfig
+from voxlora.synth.requests import Request
+from voxlora.synth.synthesizer import Synthesizer
 
 BACKBONE_QV = [f"backbone_model.layers.{i}.self_attn.{p}" for i in range(4) for p in ("q_proj", "v_proj")]
 DECODER_QV = [f"depth_decoder.model.layers.{i}.self_attn.{p}" for i in range(2) for p in ("q_proj", "v_proj")]

@@ -1,7 +1,8 @@
 """synth's backend choice: mlx on Apple silicon when installed, torch everywhere else."""
 
 import pytest
-from voxlora import backends, synth_config
+from voxlora import backends
+from voxlora.synth import config as synth_config
 
 
 @pytest.mark.parametrize(

@@ -5,10 +5,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from voxlora import synth as synth_module
 from voxlora.errors import VoxloraError
-from voxlora.synth import SynthConfig, Synthesizer
-from voxlora.synth_requests import Request
+from voxlora.synth import synthesizer as synth_module
+from voxlora.synth.config import SynthConfig
+from voxlora.synth.requests import Request
+from voxlora.synth.synthesizer import Synthesizer
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +96,7 @@ def test_sample_rate_resamples_the_output(tiny_csm, tmp_path):
 
 
 def test_voice_cloning_context_changes_the_audio(synth, tmp_path):
-    from voxlora.synth_requests import ContextClip
+    from voxlora.synth.requests import ContextClip
 
     t = np.arange(12000) / 24000
     sf.write(tmp_path / "ref.wav", (0.3 * np.sin(2 * np.pi * 180 * t)).astype(np.float32), 24000)

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 from voxlora.errors import VoxloraError
-from voxlora.synth_config import SynthConfig
-from voxlora.synth_requests import ContextClip, make_request, read_requests
+from voxlora.synth.config import SynthConfig
+from voxlora.synth.requests import ContextClip, make_request, read_requests
 
 
 def test_plain_lines_are_numbered_into_the_out_dir_and_blank_lines_skipped():

@@ -11,9 +11,9 @@ over the same inputs (model folders, `voxlora.adapter.Adapter`, `voxlora.train.b
     peft_bridge.adapter_from_model(m, ad)   mlx_lora.adapter_from_model(m, like=ad)
     train.loss.csm_loss(model, batch)       mlx_loss.csm_loss(model, batch)
     one optimizer step of train.loop        mlx_train.Stepper(model, config).step(micro, lr)
-    synth_sample.generate_codes(...)        mlx_generate.generate_codes(model, tokens, ...)
-    synth_torch.TorchSynth                  synth_mlx.MlxSynth  (synth's one interface: see synth_backend)
-    codes_cache.encode / synth_sample.decode   mlx_mimi.encode / mlx_mimi.decode
+    synth.sample.generate_codes(...)        mlx_generate.generate_codes(model, tokens, ...)
+    synth_torch.TorchSynth                  synth_mlx.MlxSynth  (synth's one interface: see synth/backend.py)
+    codes_cache.encode / synth.sample.decode   mlx_mimi.encode / mlx_mimi.decode
 
 Adapters have one format whichever backend made them (peft's layout, `voxlora.adapter`), so an
 adapter trained on one backend loads on the other. Nothing here imports MLX at package import.

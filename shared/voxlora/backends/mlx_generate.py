@@ -4,10 +4,10 @@ Per frame: the backbone's last state gives codebook 0 (``codebook0_head``); the 
 started afresh from that state and fed each sampled code, gives codebooks 1..K-1, each from its own
 head; the frame's summed embeddings are the backbone's next input. Both transformers keep a KV
 cache (mlx-audio's ``make_prompt_cache``). Ids the codec cannot decode (>= its codebook size) are
-never sampled, as in `voxlora.synth_sample`; a frame of all ``codebook_eos`` (the last codebook
-aside) ends the clip and is returned, for `synth_sample.trim_at_eos` to cut.
+never sampled, as in `voxlora.synth.sample`; a frame of all ``codebook_eos`` (the last codebook
+aside) ends the clip and is returned, for `synth.sample.trim_at_eos` to cut.
 
-The prompt is the processor's ``input_ids`` for the text turns (`synth_prompt.build_inputs`); turns
+The prompt is the processor's ``input_ids`` for the text turns (`synth.prompt.build_inputs`); turns
 with audio come in as their Mimi codes (`mlx_mimi.encode`) on the audio positions.
 """
 

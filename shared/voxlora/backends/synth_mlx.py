@@ -1,6 +1,6 @@
-"""synth on MLX: mlx-audio's sesame model and Mimi behind `voxlora.synth_backend.SynthBackend`.
+"""synth on MLX: mlx-audio's sesame model and Mimi behind `voxlora.synth.backend.SynthBackend`.
 
-The prompt is the one the torch backend gets (`synth_prompt.build_inputs`, transformers' processor);
+The prompt is the one the torch backend gets (`synth.prompt.build_inputs`, transformers' processor);
 it is turned into what `mlx_generate.generate_codes` reads (`prompt_arrays`), as transformers' CSM
 does inside ``generate``: each context clip (``input_values`` cut at ``input_values_cutoffs``) is
 encoded with the MLX Mimi and its codes go on the prompt's ``<|AUDIO|>`` positions, in order; each
@@ -17,7 +17,7 @@ import torch
 from voxlora.backends import mlx_csm, mlx_generate, mlx_mimi
 from voxlora.backends.synth_mlx_adapters import MlxAdapterSwitch
 from voxlora.errors import VoxloraError
-from voxlora.synth_config import SynthConfig
+from voxlora.synth.config import SynthConfig
 
 DEVICES = {"auto": None, "cpu": mx.cpu, "gpu": mx.gpu}  # auto: MLX's default (the GPU on Apple silicon)
 

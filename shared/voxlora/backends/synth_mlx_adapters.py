@@ -1,4 +1,4 @@
-"""One MLX CSM serving several adapters in turn: `voxlora.adapter_switch.AdapterSwitch` for MLX.
+"""One MLX CSM serving several adapters in turn: `voxlora.synth.adapter_switch.AdapterSwitch` for MLX.
 
 Each adapter folder is read once (`read_adapter`) and checked against the base's tensor names and
 shapes (`require_fits`, one error listing every key that does not fit) before anything changes.

@@ -1,16 +1,16 @@
 """synth on torch: transformers' CSM ``generate`` and Mimi, adapters through peft (`AdapterSwitch`).
 
-The torch half of `voxlora.synth_backend.SynthBackend`; sampling and decoding are
-`voxlora.synth_sample`'s. Each clip is seeded with ``torch.manual_seed(seed)``.
+The torch half of `voxlora.synth.backend.SynthBackend`; sampling and decoding are
+`voxlora.synth.sample`'s. Each clip is seeded with ``torch.manual_seed(seed)``.
 """
 
 import numpy as np
 import torch
 
-from voxlora.adapter_switch import AdapterSwitch
 from voxlora.models.csm import load_csm
-from voxlora.synth_config import SynthConfig
-from voxlora.synth_sample import decode, generate_codes
+from voxlora.synth.adapter_switch import AdapterSwitch
+from voxlora.synth.config import SynthConfig
+from voxlora.synth.sample import decode, generate_codes
 
 
 class TorchSynth:

@@ -7,9 +7,9 @@
 One `Synthesizer` loads the base once and serves every request of a run, switching adapters as the
 requests name them. Each clip is seeded on its own, so the same text, speaker, context, adapter and
 seed give the same audio in any run and position. The steps, each in its own module: the prompt
-(`synth_prompt`); loading, adapters, sampling codes the codec can decode and decoding them (the
-backend, torch or MLX, picked once from ``SynthConfig.backend``: `synth_backend`); trimming at the
-end-of-audio frame (`synth_sample`), then an optional resample and an atomic 16-bit WAV.
+(`prompt`); loading, adapters, sampling codes the codec can decode and decoding them (the
+backend, torch or MLX, picked once from ``SynthConfig.backend``: `backend`); trimming at the
+end-of-audio frame (`sample`), then an optional resample and an atomic 16-bit WAV.
 """
 
 import logging
@@ -22,11 +22,11 @@ import torch
 
 from voxlora import audio as vaudio
 from voxlora.errors import VoxloraError
-from voxlora.synth_backend import generate_codes, load_csm
-from voxlora.synth_config import SynthConfig
-from voxlora.synth_prompt import Turn, build_inputs, read_context_audio
-from voxlora.synth_requests import Request
-from voxlora.synth_sample import trim_at_eos
+from voxlora.synth.backend import generate_codes, load_csm
+from voxlora.synth.config import SynthConfig
+from voxlora.synth.prompt import Turn, build_inputs, read_context_audio
+from voxlora.synth.requests import Request
+from voxlora.synth.sample import trim_at_eos
 
 log = logging.getLogger("voxlora")
 

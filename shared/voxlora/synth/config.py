@@ -5,7 +5,7 @@ Importing this module does not import torch, so ``synth --help`` stays fast.
 
 from dataclasses import dataclass, field
 
-from voxlora.synth_requests import ContextClip
+from voxlora.synth.requests import ContextClip
 
 
 @dataclass

@@ -21,7 +21,7 @@ import torch
 
 from voxlora.backends import require_mlx
 from voxlora.errors import VoxloraError
-from voxlora.synth_config import SynthConfig
+from voxlora.synth.config import SynthConfig
 
 
 class Adapters(Protocol):
