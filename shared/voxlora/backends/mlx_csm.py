@@ -264,7 +264,14 @@ def load_weights(model: SesameModel, weights: dict) -> None:
     """Put ``{mlx name: array}`` into ``model``, every parameter present with its exact shape."""
     if "decoder_audio_embeddings.weight" in weights:  # untied tables: the decoder keeps its own
         model.decoder_audio_embeddings = nn.Embedding(*weights["decoder_audio_embeddings.weight"].shape)
-    expected = dict(tree_flatten(model.parameters()))
+    load_checked(model, weights, "the checkpoint does not fit its config")
+    mx.eval(model.parameters())
+
+
+def load_checked(module, weights: dict, what: str) -> None:
+    """Put ``{mlx name: array}`` into an MLX ``module`` (as fp32) if every parameter is there with its
+    exact shape and nothing else is; otherwise one `VoxloraError`, ``what: …``, listing every problem."""
+    expected = dict(tree_flatten(module.parameters()))
     problems = [f"{n}: missing" for n in expected if n not in weights]
     problems += [f"{n}: not in the model" for n in weights if n not in expected]
     problems += [
@@ -273,9 +280,8 @@ def load_weights(model: SesameModel, weights: dict) -> None:
         if n in weights and tuple(weights[n].shape) != tuple(expected[n].shape)
     ]
     if problems:
-        raise VoxloraError("the checkpoint does not fit its config: " + "; ".join(sorted(problems)))
-    model.load_weights([(n, mx.array(np.asarray(w, dtype=np.float32))) for n, w in weights.items()])
-    mx.eval(model.parameters())
+        raise VoxloraError(f"{what}: " + "; ".join(sorted(problems)))
+    module.load_weights([(n, mx.array(np.asarray(w, dtype=np.float32))) for n, w in weights.items()])
 
 
 @dataclass

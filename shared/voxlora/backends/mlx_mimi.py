@@ -27,6 +27,7 @@ from mlx_audio.codec.models.mimi.modules import (
     TransformerConfig,
 )
 
+from voxlora.backends.mlx_csm import load_checked
 from voxlora.errors import VoxloraError
 
 PREFIX = "codec_model."
@@ -177,22 +178,11 @@ def mimi_weights(tensors: dict, cfg: MimiConfig) -> dict:
 
 def load_mimi(codec_config: dict, tensors: dict) -> Mimi:
     """An mlx-audio Mimi with the folder's codec weights (every parameter, exact shapes)."""
-    from mlx.utils import tree_flatten
 
     cfg = mimi_config(codec_config)
     mimi = Mimi(cfg)
     weights = mimi_weights(tensors, cfg)
-    expected = dict(tree_flatten(mimi.parameters()))
-    problems = [f"{n}: missing" for n in expected if n not in weights]
-    problems += [f"{n}: not in the MLX Mimi" for n in weights if n not in expected]
-    problems += [
-        f"{n}: {tuple(weights[n].shape)} vs {tuple(expected[n].shape)}"
-        for n in expected
-        if n in weights and tuple(weights[n].shape) != tuple(expected[n].shape)
-    ]
-    if problems:
-        raise VoxloraError("the codec weights do not fit the MLX Mimi: " + "; ".join(sorted(problems)))
-    mimi.load_weights([(n, mx.array(np.asarray(w, dtype=np.float32))) for n, w in weights.items()])
+    load_checked(mimi, weights, "the codec weights do not fit the MLX Mimi")
 
     def refresh(module, name, _):  # derived tensors (codebook means, expanded conv weights)
         if isinstance(module, EuclideanCodebook) and name == "initialized":
