@@ -5,9 +5,10 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 from voxlora.clikit import CONTEXT, common_options, emit, run, show_progress
+from voxlora.config_file import config_option
 from voxlora.lora_options import FLAGS as LORA_FLAGS
 from voxlora.lora_options import lora_options
-from voxlora.train.config import CHOICES, FULL_LR, LORA_LR, TrainConfig
+from voxlora.train.config import CHOICES, FULL_LR, LORA_LR, TrainConfig, options_from_file
 from voxlora.train.launch import ARGV, KeepsArgv
 
 D = TrainConfig()  # every default lives in TrainConfig
@@ -63,6 +64,7 @@ def choice(name: str, **kwargs):
 @opt("--strict", is_flag=True, help="Stop at the first bad record or clip (default: warn, skip it).")
 @click.option("--nproc", type=click.IntRange(min=1), default=1, show_default=True,
               help="Processes on this machine, one GPU each (torchrun; see the README for several machines).")
+@config_option(translate=options_from_file)
 @common_options
 # fmt: on
 def cli(model, manifest, output, adapter, settings, nproc, **options):

@@ -5,6 +5,7 @@ import sys
 import click
 from voxlora.backends import BACKENDS
 from voxlora.clikit import command, common_options, emit, run, show_progress
+from voxlora.config_file import config_option
 from voxlora.errors import VoxloraError
 from voxlora.synth.config import SynthConfig
 
@@ -66,6 +67,7 @@ base model once and each adapter once.
 @click.option(
     "--strict", is_flag=True, help="Stdin mode: stop at the first bad line (default: report it, go on)."
 )
+@config_option()
 @common_options
 def cli(text, contexts, context_texts, output, out_dir, strict, **options):
     batch = text in (None, "-")

@@ -142,3 +142,35 @@ def resolve(config: TrainConfig) -> TrainConfig:
     if c.warmup_steps < 0 or c.weight_decay < 0 or c.val_every < 0 or c.save_every < 0:
         raise VoxloraError("--warmup-steps, --weight-decay, --val-every and --save-every cannot be negative")
     return c
+
+
+def options_from_file(data: dict, path: str) -> dict:
+    """A ``--config`` file's mapping as lora-train's options; a run record is replayed as it ran.
+
+    Accepts plain option names (``max_steps: 500``, ``rank: 16``) and lora-train's own
+    ``OUT/voxlora-train.json`` (``{"config": TrainConfig, "data": ...}``): its ``out`` is ``output``,
+    its ``lora`` settings the LoRA options, and what lora-train derives itself (``processes``) is
+    dropped, so ``lora-train --config OUT/voxlora-train.json`` trains the same run again.
+    """
+    from voxlora.lora_options import FLAGS
+
+    if isinstance(data.get("config"), dict) and "data" in data:  # voxlora-train.json
+        data = data["config"]
+    data = dict(data)
+    data.pop("processes", None)  # how many processes the run started on: lora-train's own record
+    if "out" in data:
+        data["output"] = data.pop("out")
+    lora = data.pop("lora", None)
+    if isinstance(lora, dict):
+        lora = {k: v for k, v in lora.items() if not (k == "family" and v is None)}
+        if set(lora) - set(FLAGS) - {"family"}:
+            unknown = sorted(set(lora) - set(FLAGS) - {"family"})
+            raise VoxloraError(f"{path}: unknown key 'lora.{unknown[0]}' (not a LoRA option)")
+        lora.pop("family", None)  # recognised from the model's config.json again
+        if not data.get("adapter"):  # with --adapter, the adapter's own settings were recorded
+            data = {**lora, **data}
+    elif lora is not None:
+        raise VoxloraError(f"{path}: 'lora' must be a mapping of LoRA options, got {lora!r}")
+    if "max_grad_norm" in data and data["max_grad_norm"] is None:
+        data["max_grad_norm"] = 0  # no clipping, as --max-grad-norm 0 says it
+    return {k: v for k, v in data.items() if v is not None}
