@@ -8,6 +8,7 @@ import logging
 
 import click
 from voxlora.clikit import command, common_options, emit, run, show_progress, speakers_option
+from voxlora.lock import output_lock
 
 log = logging.getLogger("voxlora.hf_fetch")
 
@@ -54,6 +55,7 @@ def cli(dataset, out_dir, config_name, speakers_file, **fields):
     cfg = FetchConfig(dataset, out_dir, config=config_name, **fields)
     speakers = SpeakerMap.load(speakers_file) if speakers_file else SpeakerMap()
     tally = Tally()
+    click.get_current_context().with_resource(output_lock(out_dir, "hf-fetch"))  # until the command ends
     records = fetch(cfg, speakers, tally)
     if show_progress():
         from tqdm import tqdm

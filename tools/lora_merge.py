@@ -4,6 +4,7 @@ from pathlib import Path
 
 import click
 from voxlora.clikit import command, common_options, emit, log, run
+from voxlora.lock import output_lock
 from voxlora.lora_options import family_option
 
 DTYPES = ("bf16", "fp16", "fp32")
@@ -45,6 +46,7 @@ def cli(model, adapter, output, dtype, family):
     from voxlora.merge import merge_folder
     from voxlora.models.csm import torch_dtype
 
+    click.get_current_context().with_resource(output_lock(output, "lora-merge"))  # one writer
     loaded = read_adapter(adapter)
     summary = merge_folder(
         model, loaded, output, dtype=torch_dtype(dtype) if dtype else None, where=adapter, family=family

@@ -1,11 +1,13 @@
 """lora-train: from a JSONL manifest to a trained CSM adapter (metrics JSONL on stdout)."""
 
+from contextlib import nullcontext
 from pathlib import Path
 
 import click
 from click.core import ParameterSource
 from voxlora.clikit import CONTEXT, common_options, emit, run, show_progress
 from voxlora.config_file import config_option
+from voxlora.lock import holding_for_children, output_lock
 from voxlora.lora_options import FLAGS as LORA_FLAGS
 from voxlora.lora_options import lora_options
 from voxlora.train.config import CHOICES, FULL_LR, LORA_LR, TrainConfig, options_from_file
@@ -99,11 +101,12 @@ def cli(model, manifest, output, adapter, settings, nproc, **options):
             raise click.UsageError("--nproc: already one of several processes (torchrun); drop --nproc")
         distributed.check_config(config, distributed.World(size=nproc))
         ctx = click.get_current_context()
-        ctx.exit(launch(nproc, without_nproc(ctx.meta[ARGV]), output, ctx.meta.get("voxlora.debug", False)))
+        with output_lock(output, "lora-train"), holding_for_children():
+            ctx.exit(launch(nproc, without_nproc(ctx.meta[ARGV]), output, ctx.meta.get("voxlora.debug", False)))
     world = distributed.start(config.device)  # one of several processes under torchrun
     bars = _Bars(show_progress() and world.is_main)
     try:
-        with StopSignals() as stop:
+        with output_lock(output, "lora-train") if world.is_main else nullcontext(), StopSignals() as stop:
             for record in run_training(config, settings, on_clip=bars.clip, on_step=bars.step, stop=stop, world=world):
                 emit(record)
     except Stopped as e:

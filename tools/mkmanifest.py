@@ -13,6 +13,7 @@ import sys
 import click
 from voxlora.clikit import command, common_options, emit, run, show_progress, speakers_option
 from voxlora.errors import VoxloraError
+from voxlora.lock import output_lock
 
 log = logging.getLogger("voxlora.mkmanifest")
 
@@ -96,6 +97,7 @@ def cli(
     speakers = SpeakerMap.load(speakers_file) if speakers_file else SpeakerMap()
     entries = iter_source(source)  # a missing INPUT fails here, before the output folder is made
     if out_dir:
+        click.get_current_context().with_resource(output_lock(out_dir, "mkmanifest"))  # one writer
         make_out_dir(out_dir)  # before any clip: a folder that cannot be written is one line
     tally = Tally()
     records = prepare(entries, config, speakers, tally)
