@@ -97,8 +97,10 @@ def cli(
     speakers = SpeakerMap.load(speakers_file) if speakers_file else SpeakerMap()
     entries = iter_source(source)  # a missing INPUT fails here, before the output folder is made
     if out_dir:
-        click.get_current_context().with_resource(output_lock(out_dir, "mkmanifest"))  # one writer
-        make_out_dir(out_dir)  # before any clip: a folder that cannot be written is one line
+        make_out_dir(out_dir)
+        click.get_current_context().with_resource(
+            output_lock(out_dir, "mkmanifest")
+        )  # one writer  # before any clip: a folder that cannot be written is one line
     tally = Tally()
     records = prepare(entries, config, speakers, tally)
     if show_progress():

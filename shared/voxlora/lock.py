@@ -62,7 +62,10 @@ def output_lock(folder, command: str):
     if inherited and str(_read(path).get("pid")) == inherited:  # our launcher holds it for us
         yield path
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise VoxloraError(f"{folder}: cannot write the output folder ({e.strerror or e})") from None
     fd = _acquire(path, folder)
     try:
         before = _read(path)
@@ -105,7 +108,7 @@ def _acquire(path: Path, folder) -> int:
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as e:
-            raise VoxloraError(f"{path}: cannot create the lock file ({e.strerror or e})") from None
+            raise VoxloraError(f"{folder}: cannot write the output folder ({e.strerror or e})") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

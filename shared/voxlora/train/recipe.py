@@ -170,8 +170,9 @@ def run(config: TrainConfig, settings=None, on_clip=None, on_step=None, stop=Non
     for leftover in checkpoint.clean_partial(out) if world.is_main else ():
         log.info("removed %s (left by a killed run)", leftover)
     earlier = checkpoint.checkpoints(out)
-    if config.resume and not earlier:
-        raise VoxloraError(f"{out}: nothing to resume (no step_NNNNNNN/ checkpoint in it)")
+    if config.resume and not earlier:  # the first night of a cron job: the same command starts the run
+        log.info("lora-train: --resume: no checkpoint in %s yet; starting a fresh run", out)
+        config.resume = False
     if earlier and not config.resume:
         raise VoxloraError(
             f"{out}: holds checkpoints of an earlier run ({earlier[-1].name}/); "
@@ -288,7 +289,7 @@ def _train(
     import torch
 
     from voxlora.atomic import atomic_write_text
-    from voxlora.train import checkpoint, distributed, metrics
+    from voxlora.train import checkpoint, distributed, metrics, rank_rng
     from voxlora.train.backend import load_backend
     from voxlora.train.batches import iterate_batches
     from voxlora.train.codes_cache import CodesCache, codec_identity
@@ -344,7 +345,7 @@ def _train(
 
     saver = Saver(backend, model, adapter, folder, config)
 
-    def save(state, optimizer, scaler):
+    def save(state, optimizer, scaler, rng):
         checkpoint.write_checkpoint(
             checkpoint.step_dir(out, state.step),
             state=state,
@@ -354,13 +355,18 @@ def _train(
             names=names,
             write_weights=lambda tmp: saver.write(tmp, state.step),
             data=data,
-            rng=backend.rng_tensors(),
+            rng=rng,
         )
         checkpoint.prune(out, config.keep_last)
 
-    save = distributed.main_only(world, save)  # rank 0 writes; the others wait for it
+    write = distributed.main_only(world, save)  # rank 0 writes; the others wait for it
+
+    def save(state, optimizer, scaler):  # every rank's random state goes into the checkpoint
+        write(state, optimizer, scaler, rank_rng.gather(world, backend.rng_tensors()))
+
     job = distributed.job_config(config)  # what the loop sees: a step of the whole job
     state = optimizer_state = None
+    rank_rng.seed_rank(world, config.seed)  # each rank its own dropout (rank 0 keeps --seed's stream)
     if resume is not None:
         if names != resume.meta["trained"]:
             raise VoxloraError(f"{resume.path}: the checkpoint trained other tensors than this run would")
@@ -371,7 +377,7 @@ def _train(
             )
         state = TrainState(resume.meta["step"], resume.meta["epoch"], resume.meta["position"])
         optimizer_state = {"optimizer": resume.optimizer, "scaler": resume.meta["scaler"]}
-        backend.restore_rng(resume.rng)  # last: loading and wrapping the model draw from it
+        rank_rng.restore(world, backend, resume.rng, config.seed)  # last: loading and wrapping draw from it
         log.info("resuming from %s at step %d", resume.path, state.step)
     metrics_path = out / metrics.METRICS if world.is_main else Path(os.devnull)  # rank 0 keeps the record
     log_file = metrics.MetricsFile(metrics_path, keep_until_step=state.step if state else None)
