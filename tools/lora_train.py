@@ -64,6 +64,8 @@ def choice(name: str, **kwargs):
 @opt("--cache-dir", help="Mimi codes cache [default: voxlora-codes/ beside OUT]; safe to delete.")
 @opt("--resume", is_flag=True, help="Continue from the newest checkpoint in OUT (same settings).")
 @opt("--strict", is_flag=True, help="Stop at the first bad record or clip (default: warn, skip it).")
+@opt("--speakers", type=click.Path(dir_okay=False), metavar="FILE",
+     help='Speaker names ({"name": id} JSON) to record in the adapter, beside the ids it trained on.')
 @click.option("--nproc", type=click.IntRange(min=1), default=1, show_default=True,
               help="Processes on this machine, one GPU each (torchrun; see the README for several machines).")
 @config_option(translate=options_from_file)

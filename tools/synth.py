@@ -38,7 +38,10 @@ base model once and each adapter once.
 @click.option("--adapter", "-a", type=click.Path(), help="LoRA adapter folder (peft, voxlora or mlx-lm).")
 @click.option("--merge", is_flag=True, help="Merge the adapter into the weights in memory (same audio).")
 @click.option(
-    "--speaker", "-s", type=click.IntRange(min=0), default=D.speaker, show_default=True, help="Speaker id."
+    "--speaker",
+    "-s",
+    metavar="ID|NAME",
+    help=f"Speaker id, or a name the adapter knows [default: the adapter's speaker if it has one, else {D.speaker}].",
 )
 @click.option("--context", "contexts", multiple=True, type=click.Path(), help="Reference clip (repeatable).")
 @click.option("--context-text", "context_texts", multiple=True, help="Transcript of each --context clip.")
@@ -79,9 +82,11 @@ def cli(text, contexts, context_texts, output, out_dir, strict, **options):
         raise click.UsageError('-o is for one TEXT; reading stdin, use --out-dir or an "out" in each record')
 
     from tqdm import tqdm
+    from voxlora.adapter_speakers import adapter_meta, pick_speaker
     from voxlora.synth.requests import ContextClip, make_request, read_requests
     from voxlora.synth.synthesizer import Synthesizer
 
+    options["speaker"] = pick_speaker(options["speaker"], adapter_meta(options["adapter"]))
     config = SynthConfig(
         context=[ContextClip(a, t) for a, t in zip(contexts, context_texts, strict=True)], **options
     )

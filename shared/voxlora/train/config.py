@@ -65,6 +65,7 @@ class TrainConfig:
     cache_dir: str | None = None  # Mimi codes cache; None: OUT/../voxlora-codes
     resume: bool = False  # continue from the newest OUT/step_NNNNNNN/ checkpoint
     strict: bool = False  # a bad manifest record or clip stops the run (default: warned about, skipped)
+    speakers: str | None = None  # JSON {"name": id}: names of the trained speaker ids, kept in voxlora.json
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

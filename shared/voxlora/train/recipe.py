@@ -207,6 +207,12 @@ def run(config: TrainConfig, settings=None, on_clip=None, on_step=None, stop=Non
     config.processes = resume.meta["config"].get("processes", 1) if resume else world.size
     require_room_for_checkpoints(out, config, folder, adapter)
     records = read_records(config.manifest, config.strict)
+    if adapter is not None:  # who the adapter speaks as (synth's default --speaker)
+        from voxlora.adapter_speakers import trained_speakers
+        from voxlora.speakers import SpeakerMap
+
+        names = SpeakerMap.load(config.speakers).ids if config.speakers else None
+        adapter.meta["speakers"] = trained_speakers(records, config.default_speaker, names)
     val_records = read_records(config.val_manifest, config.strict) if config.val_manifest else None
     yield from _train(
         config, folder, out, adapter, records, val_records, on_clip, on_step, resume, stop, world
