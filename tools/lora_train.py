@@ -1,6 +1,6 @@
 """lora-train: from a JSONL manifest to a trained CSM adapter (metrics JSONL on stdout)."""
 
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import click
@@ -66,6 +66,8 @@ def choice(name: str, **kwargs):
 @opt("--strict", is_flag=True, help="Stop at the first bad record or clip (default: warn, skip it).")
 @opt("--speakers", type=click.Path(dir_okay=False), metavar="FILE",
      help='Speaker names ({"name": id} JSON) to record in the adapter, beside the ids it trained on.')
+@opt("--tensorboard", metavar="DIR", help="Also write the metrics (and audio samples) as TensorBoard events here.")
+@opt("--wandb", metavar="PROJECT", help="Also log the metrics to this Weights & Biases project (needs wandb).")
 @click.option("--nproc", type=click.IntRange(min=1), default=1, show_default=True,
               help="Processes on this machine, one GPU each (torchrun; see the README for several machines).")
 @config_option(translate=options_from_file)
@@ -108,9 +110,12 @@ def cli(model, manifest, output, adapter, settings, nproc, **options):
     world = distributed.start(config.device)  # one of several processes under torchrun
     bars = _Bars(show_progress() and world.is_main)
     try:
-        with output_lock(output, "lora-train") if world.is_main else nullcontext(), StopSignals() as stop:
-            for record in run_training(config, settings, on_clip=bars.clip, on_step=bars.step, stop=stop, world=world):
+        lock = output_lock(output, "lora-train") if world.is_main else nullcontext()
+        with lock, _trackers(config, world) as trackers, StopSignals() as stop:
+            for record in run_training(config, settings, on_clip=bars.clip, on_step=bars.step, stop=stop,
+                                       world=world, on_total=bars.total):  # fmt: skip
                 emit(record)
+                trackers.log(record)
     except Stopped as e:
         bars.close()
         if world.is_main:
@@ -129,19 +134,37 @@ def cli(model, manifest, output, adapter, settings, nproc, **options):
         bars.close()
 
 
+@contextmanager
+def _trackers(config, world):
+    """TensorBoard and wandb (rank 0), mirroring the metrics lines; nothing when neither is asked for."""
+    from voxlora.train.trackers import Trackers
+
+    asked = world.is_main and (config.tensorboard or config.wandb)
+    trackers = Trackers(config.tensorboard, config.wandb, config.to_dict()) if asked else Trackers()
+    try:
+        yield trackers
+    finally:
+        trackers.close()
+
+
 class _Bars:
-    """tqdm bars on stderr (clips encoded, steps trained), only on a terminal."""
+    """tqdm bars on stderr (clips encoded, steps trained: total, rate and ETA), only on a terminal."""
 
-    def __init__(self, enabled: bool):
-        self.enabled, self.bars = enabled, {}
+    def __init__(self, enabled: bool, file=None):
+        self.enabled, self.bars, self.file = enabled, {}, file
 
-    def _update(self, name: str, unit: str) -> None:
+    def _update(self, name: str, unit: str, total=None, initial=0, n=1) -> None:
         if self.enabled:
             from tqdm import tqdm
 
             if name not in self.bars:
-                self.bars[name] = tqdm(desc=name, unit=unit, leave=False)
-            self.bars[name].update(1)
+                self.bars[name] = tqdm(desc=name, unit=unit, leave=False, total=total, initial=initial,
+                                       file=self.file, dynamic_ncols=True)  # fmt: skip
+            self.bars[name].update(n)
+
+    def total(self, steps: int, done: int) -> None:
+        """The steps bar knows the run's length (and a resumed run's steps done): rate and ETA."""
+        self._update("train", "step", total=steps, initial=done, n=0)
 
     def clip(self, n: int) -> None:
         self._update("codes", "clip")

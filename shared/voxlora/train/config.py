@@ -66,6 +66,8 @@ class TrainConfig:
     resume: bool = False  # continue from the newest OUT/step_NNNNNNN/ checkpoint
     strict: bool = False  # a bad manifest record or clip stops the run (default: warned about, skipped)
     speakers: str | None = None  # JSON {"name": id}: names of the trained speaker ids, kept in voxlora.json
+    tensorboard: str | None = None  # also write the metrics as TensorBoard events into this folder
+    wandb: str | None = None  # also log the metrics to this Weights & Biases project (wandb installed)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -152,13 +152,14 @@ class Saver:
             merge_folder(self.folder, adapter, dest / "merged")
 
 
-def run(config: TrainConfig, settings=None, on_clip=None, on_step=None, stop=None, world=None):
+def run(config: TrainConfig, settings=None, on_clip=None, on_step=None, stop=None, world=None, on_total=None):
     """Train as ``config`` says; yield metrics records, then the result record.
 
     ``settings`` (a LoraSettings) describes a fresh adapter; ignored with ``adapter`` or ``full``.
     ``stop`` (a `signals.StopSignals`) is armed when training starts: a signal then ends the run
     after the current step with a checkpoint, and `signals.Stopped` is raised.
     ``world`` (`distributed.World`): this process's rank in a torchrun job; only rank 0 yields and writes.
+    ``on_total(steps, done)`` is told the run's total steps and those already done, before training.
     """
     from voxlora.train import checkpoint, distributed
 
@@ -215,7 +216,7 @@ def run(config: TrainConfig, settings=None, on_clip=None, on_step=None, stop=Non
         adapter.meta["speakers"] = trained_speakers(records, config.default_speaker, names)
     val_records = read_records(config.val_manifest, config.strict) if config.val_manifest else None
     yield from _train(
-        config, folder, out, adapter, records, val_records, on_clip, on_step, resume, stop, world
+        config, folder, out, adapter, records, val_records, on_clip, on_step, resume, stop, world, on_total
     )
 
 
@@ -290,7 +291,18 @@ def data_fingerprint(clips) -> str:
 
 
 def _train(
-    config, folder, out, adapter, records, val_records, on_clip, on_step, resume=None, stop=None, world=None
+    config,
+    folder,
+    out,
+    adapter,
+    records,
+    val_records,
+    on_clip,
+    on_step,
+    resume=None,
+    stop=None,
+    world=None,
+    on_total=None,
 ):
     import torch
 
@@ -395,6 +407,8 @@ def _train(
         if on_step is not None:
             on_step(s)
 
+    if on_total is not None:
+        on_total(total_steps(store, job), step)
     if stop is not None:
         stop.arm()
     try:

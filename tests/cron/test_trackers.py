@@ -1,0 +1,75 @@
+"""--tensorboard writes events tensorboard's own reader reads; --wandb without wandb is one line; the
+steps bar shows the total, the rate and the ETA."""
+
+import io
+import json
+import re
+import sys
+import time
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from voxlora.cli.lora_train import main
+
+from tests.trainkit import make_manifest
+
+
+def events(folder):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(folder), size_guidance={"scalars": 0, "audio": 0})
+    acc.Reload()
+    return acc
+
+
+def test_tensorboard_scalars_mirror_the_metrics(tiny_csm, tmp_path):
+    manifest = make_manifest(tmp_path, n=4)
+    val = make_manifest(tmp_path, n=2, name="val.jsonl", seed=1)
+    out, tb = tmp_path / "run", tmp_path / "tb"
+    result = CliRunner().invoke(main.cli, list(map(str, [
+        "--model", tiny_csm, "--manifest", manifest, "--val-manifest", val, "-o", out, "--max-steps", 3,
+        "--log-every", 1, "--tensorboard", tb])))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    acc = events(tb)
+    for name in ("loss", "backbone_loss", "decoder_loss", "lr", "grad_norm", "frames_per_s", "audio_s_per_s"):
+        logged = [(e.step, e.value) for e in acc.Scalars(f"train/{name}")]
+        assert logged == [(r["step"], pytest.approx(r[name], rel=1e-6)) for r in lines if "loss" in r]
+    assert [e.step for e in acc.Scalars("val/val_loss")] == [3]
+
+
+def test_audio_samples_are_tensorboard_audio(tmp_path):
+    import soundfile as sf
+    from voxlora.train.trackers import Trackers
+
+    wav = tmp_path / "sample.wav"
+    sf.write(wav, (0.1 * np.sin(np.arange(2400) / 5)).astype(np.float32), 24000, subtype="PCM_16")
+    trackers = Trackers(tensorboard=str(tmp_path / "tb"))
+    trackers.audio("sample/0", 20, wav)
+    trackers.close()
+    (sample,) = events(tmp_path / "tb").Audio("sample/0")
+    assert sample.step == 20 and sample.sample_rate == 24000 and sample.length_frames == 2400
+
+
+def test_wandb_missing_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "wandb", None)  # not importable, whatever this machine has
+    (tmp_path / "t.jsonl").write_text("")
+    result = CliRunner().invoke(main.cli, ["--model", "m", "--manifest", "t.jsonl", "-o", str(tmp_path / "o"),
+                                           "--wandb", "voice"])  # fmt: skip
+    assert result.exit_code == 1
+    assert result.output == "Error: --wandb: wandb is not installed (pip install wandb)\n"
+
+
+def test_the_steps_bar_shows_total_rate_and_eta():
+    from voxlora.cli.lora_train import _Bars
+
+    shown = io.StringIO()
+    bars = _Bars(True, file=shown)
+    bars.total(10, 2)  # a resumed run: 2 of 10 steps done
+    for _ in range(3):
+        time.sleep(0.01)
+        bars.step(None)
+    text = str(bars.bars["train"])  # what the terminal shows now
+    bars.close()
+    assert "5/10" in text and "step/s" in text and re.search(r"\[00:00<00:0\d", text), text  # elapsed<ETA
