@@ -64,8 +64,9 @@ def output_lock(folder, command: str):
         return
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise VoxloraError(f"{folder}: cannot write the output folder ({e.strerror or e})") from None
+    except OSError as e:  # a file where a folder should be is "File exists" to mkdir: say what it is
+        why = "Not a directory" if isinstance(e, FileExistsError) else e.strerror or e
+        raise VoxloraError(f"{folder}: cannot write the output folder ({why})") from None
     fd = _acquire(path, folder)
     try:
         before = _read(path)
