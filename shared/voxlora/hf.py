@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from voxlora import audio
+from voxlora import audio, retry
 from voxlora.columns import pick_columns, speaker_of, text_of
 from voxlora.errors import VoxloraError
 from voxlora.rejects import Rejected, Tally
@@ -119,11 +119,18 @@ def _load_hub(cfg: FetchConfig):
     os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", "30")
     import datasets
 
-    try:
+    def load():
         return datasets.load_dataset(
             cfg.dataset, name=cfg.config or cfg.language, split=cfg.split, streaming=True
         )
+
+    try:
+        return retry.retrying(load, cfg.dataset)  # a network error is tried again a few times
     except Exception as e:  # DatasetNotFoundError, gated, missing config, ...: all one line
+        if retry.is_transient(e):
+            raise VoxloraError(
+                f"{cfg.dataset}: the Hub failed {retry.ATTEMPTS} times, the last with {_one_line(e)}; try later"
+            ) from None
         raise VoxloraError(f"{cfg.dataset}: {_one_line(e)}") from None
 
 
@@ -193,17 +200,26 @@ def _dataset_rows(ds, cfg: FetchConfig, base_dir: str) -> Iterator[Row]:
         " or ".join(map(repr, cols.text)),
         cols.speaker,
     )
+    source = ds
     if first is None and cols.audio in audio_typed:
-        rows = iter(ds.cast_column(cols.audio, Audio(decode=False)))
-    index = 0
+        source = ds.cast_column(cols.audio, Audio(decode=False))
+        rows = iter(source)
+    index, waits = 0, list(retry.delays())
     while True:
         try:
             row = first if first is not None else next(rows)
         except StopIteration:
             return
         except Exception as e:  # a dropped connection or a broken shard, mid-stream
+            if retry.is_transient(e) and waits and hasattr(source, "skip"):  # reopen the stream at this row
+                wait = waits.pop(0)
+                log.warning("%s: row %d: %s; reading on in %g s", cfg.dataset, index, _one_line(e), wait)
+                retry.sleep(wait)
+                rows = iter(source.skip(index))
+                continue
             raise VoxloraError(f"{cfg.dataset}: reading row {index} failed: {_one_line(e)}") from None
         first = None
+        waits = list(retry.delays())  # a row read: the next failure has every try again
         yield Row(index, row.get(cols.audio), text_of(row, cols), speaker_of(row, cols), base_dir)
         index += 1
 
@@ -254,9 +270,12 @@ def load_audio_value(value, base_dir: str = ".") -> tuple[np.ndarray, int]:
     if "://" in path:  # a file inside a Hub repository or an archive
         from datasets.utils.file_utils import xopen
 
-        try:
+        def read():
             with xopen(path, "rb") as f:
-                data = f.read()
+                return f.read()
+
+        try:
+            data = retry.retrying(read, path)
         except Exception as e:
             raise Rejected("unreadable", f"cannot read {path} ({_one_line(e)})") from None
         return audio.load(data)
@@ -271,11 +290,27 @@ def fetch(cfg: FetchConfig, speakers: SpeakerMap, tally: Tally) -> Iterator[dict
     """Write each usable row as ``out_dir/<split>-<row>.wav`` and yield its manifest record.
 
     A row that cannot be used (undecodable audio, no transcript) is logged as one line, counted in
-    ``tally`` and skipped; the rest go on. Stops after ``cfg.limit`` clips.
+    ``tally`` and skipped; the rest go on. Stops after ``cfg.limit`` clips. A clip an earlier run
+    with the same settings wrote whole is kept, not fetched again (`fetch_resume`); a closing log
+    line counts them.
     """
+    from voxlora.fetch_resume import FetchedClips
+
     rows, split = open_rows(cfg)
     out_dir = Path(cfg.out_dir)
     source = {"dataset": cfg.dataset, "config": cfg.config or cfg.language, "split": split}
+    settings = {**source, "sample_rate": cfg.sample_rate, "columns": [cfg.text_column, cfg.audio_column]}
+    done = FetchedClips(out_dir, settings)
+    try:
+        yield from _fetch_rows(cfg, rows, split, source, speakers, tally, done)
+    finally:
+        done.close()
+        if done.summary():
+            log.info("%s: %s", out_dir, done.summary())
+
+
+def _fetch_rows(cfg, rows, split, source, speakers, tally, done):
+    out_dir = Path(cfg.out_dir)
     for row in rows:
         if cfg.limit is not None and tally.kept >= cfg.limit:
             break
@@ -284,24 +319,34 @@ def fetch(cfg: FetchConfig, speakers: SpeakerMap, tally: Tally) -> Iterator[dict
             tally.reject(row)
             continue
         where = f"{cfg.dataset}: row {row.index}"
+        path = (out_dir / f"{_slug(split)}-{row.index:06d}.wav").absolute()
         try:
             if row.text is None:
                 raise Rejected("no-text", "no transcript")
-            x, sr = load_audio_value(row.audio, row.base_dir)
+            written = done.existing(path)
+            if written is None:
+                x, sr = load_audio_value(row.audio, row.base_dir)
         except Rejected as e:
             e = e.at(where)
             log.warning("%s", e)
             tally.reject(e, {"row": row.index})
             continue
-        if cfg.sample_rate:
-            x, sr = audio.resample(x, sr, cfg.sample_rate), cfg.sample_rate
-        path = (out_dir / f"{_slug(split)}-{row.index:06d}.wav").absolute()
-        audio.write_wav(path, x, sr)
+        if written is not None:  # fetched whole by an earlier run
+            frames, sr = written
+            seconds = round(frames / sr, 3)  # audio.duration of what was written
+            done.kept += 1
+        else:
+            if cfg.sample_rate:
+                x, sr = audio.resample(x, sr, cfg.sample_rate), cfg.sample_rate
+            audio.write_wav(path, x, sr)
+            done.wrote(path)
+            seconds = audio.duration(x, sr)
+            done.fetched += 1
         record = {"audio": str(path), "text": row.text}
         if row.speaker is not None:
             record |= {"speaker": speakers(row.speaker), "speaker_name": row.speaker}
         record |= {
-            "duration": audio.duration(x, sr),
+            "duration": seconds,
             "sample_rate": sr,
             "source": {**source, "row": row.index},
         }
