@@ -59,12 +59,46 @@ def make_out_dir(path) -> None:
         raise VoxloraError(f"{path}: cannot write the clips there ({e.strerror or e})") from None
 
 
-def check_clip(src: str, dest: str | None, config: PrepareConfig) -> tuple[str, float, int]:
-    """Check one audio file, write it to ``dest`` when given: (path, duration s, sample rate).
+def check_clip(src: str, dest: str | None, config: PrepareConfig, known: dict | None = None):
+    """Check one audio file, write it to ``dest`` when given: (path, duration s, sample rate, journal line).
 
     Runs in a worker process; raises `Rejected` without a path in the message. A failure to write
     ``dest`` (a full disk) is a `VoxloraError` that stops the run: every later clip would fail too.
+    ``known`` is the journal's line for ``dest`` (`prepare_journal`): when it matches the source's
+    hash and the settings, and ``dest`` is whole, nothing is decoded or written (journal line None).
     """
+    if dest is None:
+        return (*_check_and_write(src, None, config), None)
+    from voxlora.prepare_journal import file_sha256, settings_key, whole_wav
+
+    try:
+        digest = file_sha256(src)
+    except OSError:
+        digest = None  # audio.load says what is wrong with it
+    key = settings_key(config.sample_rate)
+    if (
+        known
+        and digest
+        and known.get("sha256") == digest
+        and known.get("settings") == key
+        and whole_wav(dest)
+    ):
+        _check_duration(known["seconds"], config)
+        return dest, known["duration"], known["sample_rate"], None
+    path, duration, rate, seconds = _check_and_write(src, dest, config)
+    line = {"file": Path(dest).name, "sha256": digest, "settings": key, "seconds": seconds,
+            "duration": duration, "sample_rate": rate}  # fmt: skip
+    return path, duration, rate, line
+
+
+def _check_duration(seconds: float, config: PrepareConfig) -> None:
+    if config.min_duration is not None and seconds < config.min_duration:
+        raise Rejected("too-short", f"too short ({seconds:.2f} s < --min-duration {config.min_duration:g})")
+    if config.max_duration is not None and seconds > config.max_duration:
+        raise Rejected("too-long", f"too long ({seconds:.2f} s > --max-duration {config.max_duration:g})")
+
+
+def _check_and_write(src: str, dest: str | None, config: PrepareConfig):
     try:
         x, sr = audio.load(src)
     except Rejected:
@@ -73,12 +107,9 @@ def check_clip(src: str, dest: str | None, config: PrepareConfig) -> tuple[str, 
         raise Rejected("unreadable", f"unreadable audio ({_why(e)})") from None
     audio.check(x)
     seconds = len(x) / sr
-    if config.min_duration is not None and seconds < config.min_duration:
-        raise Rejected("too-short", f"too short ({seconds:.2f} s < --min-duration {config.min_duration:g})")
-    if config.max_duration is not None and seconds > config.max_duration:
-        raise Rejected("too-long", f"too long ({seconds:.2f} s > --max-duration {config.max_duration:g})")
+    _check_duration(seconds, config)
     if dest is None:
-        return src, audio.duration(x, sr), sr
+        return src, audio.duration(x, sr), sr, seconds
     target = config.sample_rate or sr
     try:
         y = audio.resample(x, sr, target)
@@ -88,7 +119,7 @@ def check_clip(src: str, dest: str | None, config: PrepareConfig) -> tuple[str, 
         audio.write_wav(dest, y, target)
     except OSError as e:
         raise VoxloraError(f"{display_path(dest)}: cannot write ({e.strerror or e})") from None
-    return dest, audio.duration(y, target), target
+    return dest, audio.duration(y, target), target, seconds
 
 
 def _why(e: Exception) -> str:
@@ -154,6 +185,11 @@ def prepare(
 ) -> Iterator[dict]:
     """Yield the finished record of each usable entry, in input order (see the module docstring)."""
     namer = _Namer(config.out_dir) if config.out_dir else None
+    journal = None
+    if config.out_dir:
+        from voxlora.prepare_journal import Journal
+
+        journal = Journal(config.out_dir)
     first_seen: dict[str, str] = {}
 
     def tasks():
@@ -176,9 +212,25 @@ def prepare(
                 record["speaker"] = speakers(record["speaker_name"])
             shown = display_path(record["audio"])
             label = entry.where if entry.where == shown else f"{entry.where}: {shown}"
-            yield entry, record, label, (record["audio"], namer(record["audio"]) if namer else None, config)
+            dest = namer(record["audio"]) if namer else None
+            yield (
+                entry,
+                record,
+                label,
+                (record["audio"], dest, config, journal.get(dest) if journal else None),
+            )
 
-    for entry, record, label, result in _in_order(tasks(), config.jobs):
+    try:
+        yield from _finish(_in_order(tasks(), config.jobs), config, tally, journal)
+    finally:
+        if journal is not None:
+            journal.close()
+            if journal.summary():
+                log.info("%s", journal.summary())
+
+
+def _finish(results, config: PrepareConfig, tally: Tally, journal) -> Iterator[dict]:
+    for entry, record, label, result in results:
         if isinstance(result, Rejected):
             if label is not None:  # the worker's reason, without the file it is about
                 result = result.at(label)
@@ -187,7 +239,13 @@ def prepare(
                 raise result
             log.warning("%s", result)
             continue
-        path, seconds, rate = result
+        path, seconds, rate, line = result
+        if journal is not None:
+            if line is None:
+                journal.reused += 1
+            else:
+                journal.add(line)
+                journal.written += 1
         record.update(audio=path, text=record["text"].strip(), duration=seconds, sample_rate=rate)
         out = {k: record[k] for k in FIRST_KEYS if k in record}
         out.update((k, v) for k, v in record.items() if k not in out)
