@@ -68,7 +68,7 @@ def check_clip(src: str, dest: str | None, config: PrepareConfig, known: dict | 
     hash and the settings, and ``dest`` is whole, nothing is decoded or written (journal line None).
     """
     if dest is None:
-        return (*_check_and_write(src, None, config), None)
+        return (*_check_and_write(src, None, config)[:3], None)
     from voxlora.prepare_journal import file_sha256, settings_key, whole_wav
 
     try:
