@@ -20,6 +20,7 @@ The data order is a function of (seed, epoch) and the decoder's frames of (seed,
 generator, saved here.
 """
 
+import contextlib
 import json
 import logging
 import re
@@ -199,6 +200,29 @@ def clean_partial(out) -> list[Path]:
         shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
         removed.append(p)
     return sorted(removed)
+
+
+@contextlib.contextmanager
+def write_failure(out, dest, what: str):
+    """A failed write (a full disk, a quota) as one line; what it left half-written is removed.
+
+    ``Error: runs/a/step_0000003: cannot write the checkpoint (No space left on device); the newest
+    complete checkpoint, runs/a/step_0000002, is intact: free some space and run the same command
+    with --resume``. Checkpoints are written under a temporary name (`atomic_dir`), so the previous
+    one is never touched; the temporary names are tidied here, at once, not by the next run.
+    """
+    try:
+        yield
+    except OSError as e:
+        clean_partial(out)
+        done = checkpoints(out)
+        keep = (
+            f"the newest complete checkpoint, {done[-1]}, is intact: free some space and run the same "
+            "command with --resume"
+            if done
+            else "no checkpoint was saved"
+        )
+        raise VoxloraError(f"{dest}: cannot write {what} ({e.strerror or e}); {keep}") from None
 
 
 def estimate_bytes(trained_params: int, optimizer: str, extra: int = 0) -> int:

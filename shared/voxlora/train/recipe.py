@@ -364,6 +364,11 @@ def _train(
     saver = Saver(backend, model, adapter, folder, config)
 
     def save(state, optimizer, scaler, rng):
+        with checkpoint.write_failure(out, checkpoint.step_dir(out, state.step), "the checkpoint"):
+            _write_checkpoint(state, optimizer, scaler, rng)
+        checkpoint.prune(out, config.keep_last)
+
+    def _write_checkpoint(state, optimizer, scaler, rng):
         checkpoint.write_checkpoint(
             checkpoint.step_dir(out, state.step),
             state=state,
@@ -375,7 +380,6 @@ def _train(
             data=data,
             rng=rng,
         )
-        checkpoint.prune(out, config.keep_last)
 
     write = distributed.main_only(world, save)  # rank 0 writes; the others wait for it
 
@@ -438,7 +442,8 @@ def _train(
         saved = checkpoint.step_dir(out, step) if step else None
         raise Stopped(stop.requested, step, saved if saved is not None and saved.is_dir() else None)
     if world.is_main:
-        saver.write(out, step, adapter_files=config.full or config.save_mode != "full")
+        with checkpoint.write_failure(out, out, "the model" if config.full else "the adapter"):
+            saver.write(out, step, adapter_files=config.full or config.save_mode != "full")
         metrics.plot_loss(history, out / metrics.PLOT)
     world.barrier("waiting for rank 0 to write the result")
     losses = [r for r in history if "loss" in r] or [{"loss": float("nan"), "audio_s_per_s": 0.0}]
