@@ -49,6 +49,11 @@ base model once and each adapter once.
     "--max-seconds", type=float, default=D.max_seconds, show_default=True, help="Longest clip to generate."
 )
 @click.option(
+    "--max-total-seconds",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Longest clip in all: a long text is spoken in sentence chunks of --max-seconds each.",
+)
+@click.option(
     "--temperature", type=click.FloatRange(min=0), default=D.temperature, show_default=True, help="0: greedy."
 )
 @click.option("--top-k", type=click.IntRange(min=0), default=D.top_k, show_default=True, help="0: no top-k.")

@@ -19,6 +19,9 @@ class SynthConfig:
     speaker: int = 0  # CSM speaker id of the new turn (and of context clips that give none)
     context: list[ContextClip] = field(default_factory=list)  # reference clips said before the text
     max_seconds: float = 10.0  # generation stops here if the model has not ended the clip (125 frames)
+    max_total_seconds: float | None = (
+        None  # a long text (spoken in chunks of max_seconds): the whole clip's limit
+    )
     temperature: float = 0.9  # sesame/csm-1b's; 0 = greedy
     top_k: int = 50  # sesame/csm-1b's; 0 = no top-k
     seed: int = 0  # each clip is seeded with it (or with its record's "seed")

@@ -22,6 +22,7 @@ import torch
 
 from voxlora import audio as vaudio
 from voxlora.errors import VoxloraError
+from voxlora.synth import long_text
 from voxlora.synth.backend import generate_codes, load_csm
 from voxlora.synth.config import SynthConfig
 from voxlora.synth.prompt import Turn, build_inputs, read_context_audio
@@ -86,16 +87,13 @@ class Synthesizer:
             )
             for c in request.context
         ]
-        turns.append(Turn(request.text, request.speaker))
-        inputs = build_inputs(backend.processor, turns, backend.sample_rate)
-        max_frames = self.max_frames()
-        self._check_length(inputs, max_frames)
-
-        started = time.perf_counter()
-        codes = generate_codes(backend, inputs, max_frames, cfg.temperature, cfg.top_k, request.seed)
-        elapsed = time.perf_counter() - started
-        codes, ended = trim_at_eos(codes, backend.eos_id)
-        wave = backend.decode(codes)
+        chunks = long_text.split_request(request.text, cfg.max_seconds)
+        if len(chunks) > 1 or cfg.max_total_seconds is not None:
+            codes, wave, ended, elapsed, spoken = self._speak_chunks(request, turns, chunks)
+        else:
+            codes, wave, ended, elapsed = self._generate(turns + [Turn(request.text, request.speaker)],
+                                                         self.max_frames(), request.seed)  # fmt: skip
+            ended, spoken = "eos" if ended else "max-seconds", 1
 
         rate = cfg.sample_rate or backend.sample_rate
         wave = vaudio.resample(wave, backend.sample_rate, rate)
@@ -103,7 +101,8 @@ class Synthesizer:
         duration = vaudio.duration(wave, rate)
         log.info(
             f"{request.out}: {duration:.2f} s, {len(codes)} frames in {elapsed:.2f} s "
-            f"({len(codes) / max(elapsed, 1e-9):.1f} frames/s){'' if ended else ', stopped at --max-seconds'}"
+            f"({len(codes) / max(elapsed, 1e-9):.1f} frames/s)"
+            f"{'' if ended == 'eos' else ', stopped at --' + ended}{f', {spoken} chunks' if spoken > 1 else ''}"
         )
         record = {
             **request.record,
@@ -116,9 +115,61 @@ class Synthesizer:
             "merged": bool(request.adapter) and cfg.merge,
             "seed": request.seed,
             "frames": len(codes),
-            "ended": "eos" if ended else "max-seconds",
+            "ended": ended,
+            **({"chunks": spoken} if spoken > 1 else {}),
         }
         return Clip(record=record, codes=codes, wave=wave)
+
+    def _generate(self, turns: list[Turn], max_frames: int, seed: int):
+        """(codes (T, K), wave at the model's rate, ended at end-of-audio, seconds) for the last turn."""
+        backend, cfg = self.backend, self.config
+        inputs = build_inputs(backend.processor, turns, backend.sample_rate)
+        self._check_length(inputs, max_frames)
+        started = time.perf_counter()
+        codes = generate_codes(backend, inputs, max_frames, cfg.temperature, cfg.top_k, seed)
+        elapsed = time.perf_counter() - started
+        codes, ended = trim_at_eos(codes, backend.eos_id)
+        return codes, backend.decode(codes), ended, elapsed
+
+    def _speak_chunks(self, request: Request, context: list[Turn], chunks: list[str]):
+        """A long text chunk by chunk, each after the previous one as context (`long_text`)."""
+        sr, cfg = self.backend.sample_rate, self.config
+        pause = np.zeros(int(round(long_text.PAUSE_SECONDS * sr)), dtype=np.float32)
+        total = None if cfg.max_total_seconds is None else int(cfg.max_total_seconds * sr)
+        all_codes, waves, elapsed, previous, ended = [], [], 0.0, None, "eos"
+        for i, text in enumerate(chunks):
+            used = sum(len(w) for w in waves) + (len(pause) if waves else 0)
+            frames = self.max_frames()
+            if total is not None:
+                frames = min(frames, math.floor((total - used) / self.backend.frame_size + 1e-6))
+            if frames < 1:
+                ended = "max-total-seconds"
+                break
+            turns = [*context, *([previous] if previous else []), Turn(text, request.speaker)]
+            try:
+                codes, wave, eos, seconds = self._generate(turns, frames, request.seed + i)
+            except VoxloraError:
+                if previous is None:
+                    raise
+                log.info(
+                    "chunk %d: the previous chunk does not fit the model's positions as context; without it",
+                    i + 1,
+                )
+                codes, wave, eos, seconds = self._generate([*context, Turn(text, request.speaker)], frames,
+                                                           request.seed + i)  # fmt: skip
+            if waves:
+                waves.append(pause)
+            waves.append(np.asarray(wave, dtype=np.float32))
+            all_codes.append(codes)
+            elapsed += seconds
+            previous = Turn(text, request.speaker, np.asarray(wave, dtype=np.float32))
+            ended = "eos" if eos else "max-total-seconds" if frames < self.max_frames() else "max-seconds"
+            if ended == "max-total-seconds":
+                break
+        spoken = len(all_codes)
+        if ended == "eos" and spoken < len(chunks):
+            ended = "max-total-seconds"
+        return torch.cat(all_codes), np.concatenate(waves), ended, elapsed, spoken
 
     def _check_length(self, inputs, max_frames: int) -> None:
         """The prompt plus the frames to generate must fit the backbone's positions."""
