@@ -27,6 +27,7 @@ def test_chunks_end_at_sentences_and_fit_the_budget():
     assert all(len(p) <= 30 for p in pieces) and " ".join(pieces) == long_one
     assert pieces[0] == "One sentence, with clauses;"  # cut at clause marks first
     assert long_text.split_request("Short.  Text.", 10) == ["Short.  Text."]  # one generation: untouched
+    assert long_text.split_request("Hello there, you.", 0.24) == ["Hello there, you."]  # never under 80 chars
 
 
 @pytest.fixture
@@ -53,6 +54,7 @@ def speak(model, out, *args):
 @pytest.fixture
 def fast_speech(monkeypatch):  # 28 characters a chunk within --max-seconds 0.5: short generations
     monkeypatch.setattr(long_text, "CHARS_PER_SECOND", 56.0)
+    monkeypatch.setattr(long_text, "MIN_CHUNK_CHARS", 1)
 
 
 def test_a_long_text_is_spoken_in_chunks_with_the_previous_as_context(

@@ -1,7 +1,8 @@
 """Long texts: split at sentence boundaries into chunks one generation can speak, joined by pauses.
 
 A CSM generation speaks at most ``--max-seconds`` of audio, so a paragraph is cut into chunks that
-fit that budget, at about `CHARS_PER_SECOND` characters a second of speech: whole sentences
+fit that budget, at about `CHARS_PER_SECOND` characters a second of speech (never fewer than
+`MIN_CHUNK_CHARS`: a short text is one clip, whatever ``--max-seconds`` says): whole sentences
 first; a sentence too long alone is cut at commas, semicolons and colons, then between words.
 Each chunk is spoken with the previous chunk (its text and the audio just made) as context, so the
 voice, pace and level carry over, and the chunks are joined with `PAUSE_SECONDS` of silence.
@@ -18,13 +19,14 @@ import re
 
 CHARS_PER_SECOND = 14.0  # characters of English text per second of speech, about (140-180 words a minute)
 PAUSE_SECONDS = 0.25  # silence between two chunks
+MIN_CHUNK_CHARS = 80  # a text this short is never cut (fragments are spoken worse than a whole clip)
 _SENTENCE_END = re.compile(r"(?<=[.!?…。！？])[\"'”’)\]]*\s+|\n\s*\n?")
 _CLAUSE_END = re.compile(r"(?<=[,;:—])\s+")
 
 
 def chars_for(max_seconds: float) -> int:
-    """How many characters a chunk may hold to be spoken within ``max_seconds``."""
-    return max(1, int(max_seconds * CHARS_PER_SECOND))
+    """How many characters a chunk may hold to be spoken within ``max_seconds`` (`MIN_CHUNK_CHARS` at least)."""
+    return max(MIN_CHUNK_CHARS, int(max_seconds * CHARS_PER_SECOND))
 
 
 def sentences(text: str) -> list[str]:
