@@ -3,7 +3,7 @@
 A CSM generation speaks at most ``--max-seconds`` of audio, so a paragraph is cut into chunks that
 fit that budget, at about `CHARS_PER_SECOND` characters a second of speech (never fewer than
 `MIN_CHUNK_CHARS`: a short text is one clip, whatever ``--max-seconds`` says): whole sentences
-first; a sentence too long alone is cut at commas, semicolons and colons, then between words.
+first; a sentence too long alone is cut at commas, semicolons and colons (never mid-clause).
 Each chunk is spoken with the previous chunk (its text and the audio just made) as context, so the
 voice, pace and level carry over, and the chunks are joined with `PAUSE_SECONDS` of silence.
 ``--max-total-seconds`` bounds the whole: the last chunk gets only what is left of it, and chunks
@@ -35,24 +35,11 @@ def sentences(text: str) -> list[str]:
 
 
 def _pieces(sentence: str, max_chars: int) -> list[str]:
-    """A sentence longer than ``max_chars`` cut at clause marks, then between words (never mid-word)."""
+    """A sentence longer than ``max_chars`` cut at its clause marks (, ; : —); a clause is never cut
+    (if it does not fit the model, synth says so in one line, as for any text)."""
     if len(sentence) <= max_chars:
         return [sentence]
-    out = []
-    for clause in _CLAUSE_END.split(sentence):
-        if len(clause) <= max_chars:
-            out.append(clause)
-            continue
-        line = ""
-        for word in clause.split():
-            if line and len(line) + 1 + len(word) > max_chars:
-                out.append(line)
-                line = word
-            else:
-                line = f"{line} {word}" if line else word
-        if line:
-            out.append(line)
-    return _pack(out, max_chars)
+    return _pack(_CLAUSE_END.split(sentence), max_chars)
 
 
 def _pack(parts: list[str], max_chars: int) -> list[str]:
