@@ -36,7 +36,7 @@ class AdapterSwitch:
     """Apply any of several adapters to ``model`` (modified in place), one at a time.
 
     >>> switch = AdapterSwitch(bundle.model)          # doctest: +SKIP
-    >>> switch.use("runs/a1"); switch.use(None)       # adapter a1, then the plain base
+    >>> switch.use("runs/a1"); switch.use(None)       # doctest: +SKIP  (adapter a1, then the plain base)
     """
 
     def __init__(self, model: torch.nn.Module, merge: bool = False):
