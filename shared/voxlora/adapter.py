@@ -345,6 +345,6 @@ def fingerprint(shapes: dict) -> str:
 
 def base_fingerprint(model) -> str:
     """`fingerprint` of a model folder or hub id, from its safetensors headers."""
-    from voxlora.models.csm import weight_shapes
+    from voxlora.modelfolder import weight_shapes
 
     return fingerprint(weight_shapes(model))
