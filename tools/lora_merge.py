@@ -44,7 +44,7 @@ def cli(model, adapter, output, dtype, family):
     """
     from voxlora.adapter import read_adapter
     from voxlora.merge import merge_folder
-    from voxlora.models.csm import torch_dtype
+    from voxlora.modelfolder import torch_dtype
 
     click.get_current_context().with_resource(output_lock(output, "lora-merge"))  # one writer
     loaded = read_adapter(adapter)

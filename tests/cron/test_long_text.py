@@ -32,13 +32,13 @@ def test_chunks_end_at_sentences_and_fit_the_budget():
 @pytest.fixture
 def prompts(monkeypatch):
     seen = []
-    real = synthesizer.build_inputs
+    real = synthesizer.Synthesizer._generate
 
-    def build_inputs(processor, turns, sample_rate):
+    def generate(self, turns, max_frames, seed):
         seen.append([(t.text, t.audio is not None) for t in turns])
-        return real(processor, turns, sample_rate)
+        return real(self, turns, max_frames, seed)
 
-    monkeypatch.setattr(synthesizer, "build_inputs", build_inputs)
+    monkeypatch.setattr(synthesizer.Synthesizer, "_generate", generate)
     return seen
 
 

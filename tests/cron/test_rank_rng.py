@@ -6,6 +6,7 @@ import subprocess
 import pytest
 import torch
 from safetensors.torch import load_file
+from voxlora.backends.torch import rng
 from voxlora.train import checkpoint, rank_rng
 
 from tests.distributed.test_ddp import LORA_TRAIN, args, env
@@ -20,7 +21,7 @@ def test_cuda_states_are_restored_in_numeric_order(monkeypatch):
     )
     tensors = {"rng.torch": torch.get_rng_state()}
     tensors |= {f"rng.cuda.{i}": torch.tensor([i], dtype=torch.uint8) for i in range(12)}
-    checkpoint.restore_rng(dict(sorted(tensors.items())))  # lexical: cuda.0, cuda.1, cuda.10, cuda.11, cuda.2
+    rng.restore_rng(dict(sorted(tensors.items())))  # lexical: cuda.0, cuda.1, cuda.10, cuda.11, cuda.2
     assert restored == list(range(12))
 
 
