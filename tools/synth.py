@@ -1,5 +1,6 @@
 """synth: speech from text with a CSM model, a LoRA adapter (applied or merged), speakers and context."""
 
+import os
 import sys
 
 import click
@@ -87,11 +88,13 @@ def cli(text, contexts, context_texts, output, out_dir, strict, **options):
         raise click.UsageError('-o is for one TEXT; reading stdin, use --out-dir or an "out" in each record')
 
     from tqdm import tqdm
+    from voxlora.adapter import SIDECAR
     from voxlora.adapter_speakers import adapter_meta, pick_speaker
     from voxlora.synth.requests import ContextClip, make_request, read_requests
     from voxlora.synth.synthesizer import Synthesizer
 
-    options["speaker"] = pick_speaker(options["speaker"], adapter_meta(options["adapter"]))
+    sidecar = options["adapter"] and os.path.join(options["adapter"], SIDECAR)  # the adapter's voxlora.json
+    options["speaker"] = pick_speaker(options["speaker"], adapter_meta(sidecar))
     config = SynthConfig(
         context=[ContextClip(a, t) for a, t in zip(contexts, context_texts, strict=True)], **options
     )

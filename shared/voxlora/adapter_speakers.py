@@ -50,13 +50,10 @@ def pick_speaker(requested, meta: dict | None, where: str = "--speaker") -> int:
     raise VoxloraError(f"{where} {text}: no such speaker in the adapter; it knows {known}")
 
 
-def adapter_meta(folder) -> dict:
-    """An adapter folder's ``voxlora.json`` (empty for a plain peft or mlx-lm adapter, or no folder)."""
+def adapter_meta(sidecar) -> dict:
+    """An adapter's ``voxlora.json`` at ``sidecar`` (empty when there is none: a peft or mlx-lm adapter)."""
     from pathlib import Path
 
-    from voxlora.adapter import SIDECAR
     from voxlora.jsonfile import read_json_object
 
-    if not folder or not (Path(folder) / SIDECAR).is_file():
-        return {}
-    return read_json_object(Path(folder) / SIDECAR)
+    return read_json_object(sidecar) if sidecar and Path(sidecar).is_file() else {}
