@@ -76,13 +76,12 @@ VOXCPM_TINY = {
     "residual_lm_num_layers": 1,
     "scalar_quantization_latent_dim": 32,
     "scalar_quantization_scale": 9,
-    "encoder_config": {"hidden_dim": 32, "ffn_dim": 64, "num_heads": 2, "num_layers": 1, "kv_channels": None},
+    "encoder_config": {"hidden_dim": 32, "ffn_dim": 64, "num_heads": 2, "num_layers": 1},
     "dit_config": {
         "hidden_dim": 32,
         "ffn_dim": 64,
         "num_heads": 2,
         "num_layers": 2,
-        "kv_channels": None,
         "cfm_config": {
             "sigma_min": 1e-06,
             "solver": "euler",
