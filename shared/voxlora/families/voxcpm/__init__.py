@@ -56,6 +56,7 @@ FAMILY = Family(
     embeddings=(("base_lm.embed_tokens",),),
     codec=("audio_vae.",),
     side_files=("audiovae.pth", "audiovae.safetensors"),
+    pickle_weights=("pytorch_model.bin",),  # VoxCPM-0.5B
     description="VoxCPM: MiniCPM-4 LM (base_lm, residual_lm) + local DiT; "
     "the AudioVAE (audiovae.pth / .safetensors) is never targeted",
 )

@@ -11,7 +11,6 @@ runs in float32 on CPU (bfloat16 where asked), and reads ``.bin`` / ``.pth`` onl
 """
 
 import json
-import pickle
 from pathlib import Path
 
 import torch
@@ -24,11 +23,7 @@ VAE_WEIGHTS = ("audiovae.safetensors", "audiovae.pth")
 
 
 def read_tensors(path) -> dict[str, torch.Tensor]:
-    """A safetensors file, or a torch pickle holding only tensors (``{"state_dict": ...}`` or flat).
-
-    Pickles are read with ``weights_only=True``: one that would build any other object (run code)
-    is refused with a one-line error and never unpickled.
-    """
+    """A safetensors file, or a torch pickle of tensors only (`voxlora.tensor_pickle`)."""
     path = Path(path)
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
@@ -37,18 +32,9 @@ def read_tensors(path) -> dict[str, torch.Tensor]:
             return load_file(path)
         except Exception as e:
             raise VoxloraError(f"{path}: not a readable safetensors file ({e})") from None
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise VoxloraError(f"{path}: refused: not a plain tensor file ({first[:200]})") from None
-    if isinstance(data, dict) and isinstance(data.get("state_dict"), dict):
-        data = data["state_dict"]
-    if not isinstance(data, dict) or not all(
-        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in data.items()
-    ):
-        raise VoxloraError(f"{path}: refused: not a name -> tensor mapping")
-    return data
+    from voxlora.tensor_pickle import read
+
+    return read(path)
 
 
 def first_present(folder: Path, names) -> Path | None:
