@@ -5,7 +5,7 @@ a web UI, an ASR toolkit and hub clients voxlora does not need) plus the few its
 import (einops, librosa). Its trainer, UI and hub code are never imported. ``voxcpm/model/voxcpm.py``
 imports torchaudio at load, to read prompt audio only; voxlora reads prompt audio itself
 (`voxlora.audio`), so where no torchaudio matching the installed torch loads, the import goes
-through without it (`voxlora.torchaudio_compat`).
+through with voxlora's stand-in (`voxlora.torchaudio_compat`).
 
 `classes` gives one generation's classes by its config.json ``architecture``:
 
@@ -40,12 +40,9 @@ class Classes:
 
 
 def _import_model_modules():
-    try:
-        from voxlora import torchaudio_compat  # the one shared torchaudio work-around
+    from voxlora.torchaudio_compat import ensure_torchaudio  # the one shared work-around
 
-        torchaudio_compat.ensure()
-    except ImportError:
-        pass
+    ensure_torchaudio()
     try:
         from voxcpm.model import voxcpm, voxcpm2
         from voxcpm.modules import audiovae
