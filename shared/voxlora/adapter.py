@@ -438,6 +438,6 @@ def fingerprint(shapes: dict) -> str:
 def base_fingerprint(model) -> str:
     """`fingerprint` of a model folder or hub id, from its safetensors headers (or tensor pickle)."""
     from voxlora.safetensors_stream import shapes
-    from voxlora.weight_files import tensor_files
+    from voxlora.families.files import tensor_files
 
     return fingerprint(shapes(tensor_files(model)))

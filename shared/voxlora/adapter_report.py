@@ -40,7 +40,7 @@ def report(path, model=None, family: str | None = None) -> dict:
     it is a local folder, and nothing is checked.
     """
     from voxlora.safetensors_stream import shapes
-    from voxlora.weight_files import tensor_files
+    from voxlora.families.files import tensor_files
 
     adapter = read_adapter(path)
     kind = family_of(adapter, model, family)

@@ -70,7 +70,7 @@ def _checkpoint_reader(folder):
     from safetensors import safe_open
 
     from voxlora import tensor_pickle
-    from voxlora.weight_files import tensor_files
+    from voxlora.families.files import tensor_files
 
     where = {}
     for file in tensor_files(folder):

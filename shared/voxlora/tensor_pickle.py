@@ -40,9 +40,11 @@ def read(path) -> dict:
 
 @functools.lru_cache(maxsize=4)
 def _names(path: Path, mtime: float) -> dict:
-    from voxlora.safetensors_stream import dtypes
+    import torch
 
-    names = {v: k for k, v in dtypes().items()}
+    names = {torch.float64: "F64", torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16"}
+    names |= {torch.int64: "I64", torch.int32: "I32", torch.int16: "I16", torch.int8: "I8"}
+    names |= {torch.uint8: "U8", torch.bool: "BOOL"}  # safetensors' names (as safetensors_stream.dtypes)
     header = {}
     for name, t in read(path).items():
         if t.dtype not in names:

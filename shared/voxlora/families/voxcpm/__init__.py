@@ -28,7 +28,7 @@ live beside this file (`load`, `latents`, `batch`, `train`, `speak`), on VoxCPM'
 (`runtime`).
 """
 
-from voxlora.families import Family
+from voxlora.families.layout import Family
 
 ATTN = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj")
 MLP = ("mlp.gate_proj", "mlp.up_proj", "mlp.down_proj")
