@@ -437,7 +437,7 @@ def fingerprint(shapes: dict) -> str:
 
 def base_fingerprint(model) -> str:
     """`fingerprint` of a model folder or hub id, from its safetensors headers (or tensor pickle)."""
-    from voxlora.safetensors_stream import shapes
     from voxlora.families.files import tensor_files
+    from voxlora.safetensors_stream import shapes
 
     return fingerprint(shapes(tensor_files(model)))

@@ -39,8 +39,8 @@ def report(path, model=None, family: str | None = None) -> dict:
     it fits). Without ``model``, the adapter's recorded base is used for the parameter share when
     it is a local folder, and nothing is checked.
     """
-    from voxlora.safetensors_stream import shapes
     from voxlora.families.files import tensor_files
+    from voxlora.safetensors_stream import shapes
 
     adapter = read_adapter(path)
     kind = family_of(adapter, model, family)

@@ -55,8 +55,8 @@ def merge_folder(
     not fit the base, before anything is written.
     Returns a summary: tensors written, LoRA modules merged, tensors replaced, bytes.
     """
-    from voxlora.models.csm import model_dir
     from voxlora.families.files import tensor_files
+    from voxlora.models.csm import model_dir
 
     src = model_dir(model)
     kind = families.resolve(src, family)

@@ -129,8 +129,8 @@ def base_shapes(model) -> dict[str, tuple[int, ...]]:
 
     Tied tensors stored once (see `TIED`) are listed under both names, as the loaded model has them.
     """
-    from voxlora.safetensors_stream import shapes
     from voxlora.families.files import tensor_files
+    from voxlora.safetensors_stream import shapes
 
     return with_tied(shapes(tensor_files(model)))
 
