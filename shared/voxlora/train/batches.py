@@ -76,7 +76,12 @@ def choose_decoder_frames(kind: torch.Tensor, clips: torch.Tensor, fraction: flo
 
 
 def make_batch(store: SequenceStore, clips, fraction: float = 1.0, seed: int = 0, epoch: int = 0) -> Batch:
-    """Gather clips into one right-padded micro-batch, in one indexing operation per tensor."""
+    """Gather clips into one right-padded micro-batch, in one indexing operation per tensor.
+
+    A store that lays out its own batches (VoxCPM's: `voxlora.families.voxcpm.data.Store`) makes it.
+    """
+    if hasattr(store, "make_batch"):
+        return store.make_batch(clips, fraction, seed, epoch)
     clips = torch.as_tensor(clips, dtype=torch.int64)  # (B,)
     lengths = store.lengths[clips]  # (B,)
     t = int(lengths.max())

@@ -89,5 +89,5 @@ def load(model, lora=None, device: str = "cpu", dtype: str = "float32"):
         raise VoxloraError(f"{weights}: does not fit {k.model.__name__}: {'; '.join(p for p in parts if p)}")
     net = net.to(device=device, dtype=getattr(torch, dtype))
     net.audio_vae = net.audio_vae.to(torch.float32)
-    net.source = folder
+    net.source, net.arch = folder, k.arch
     return net
