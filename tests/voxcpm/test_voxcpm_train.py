@@ -88,3 +88,53 @@ def test_full_run_is_a_folder_voxcpm_loads(tiny_v1, manifest, tmp_path):
     assert set(saved) == set(base)
     assert any(not torch.equal(saved[n], base[n]) for n in base)  # it trained
     assert torch.equal(model.stop_head.weight, saved["stop_head.weight"])
+
+
+def test_resume_from_a_checkpoint_is_bitwise_the_uninterrupted_run(tiny_v1, manifest, tmp_path):
+    import shutil
+
+    args = ["--model", tiny_v1, "--manifest", manifest, "--max-steps", "4", "--batch-size", "1"]
+    args += ["--save-every", "1", "--log-every", "1", "--dropout", "0.1", "--lr", "0.01"]
+    whole = tmp_path / "whole"
+    first = invoke(*args, "-o", whole)
+    assert first.exit_code == 0, first.output
+    cut = tmp_path / "cut"  # as a run killed after step 2 leaves it: checkpoints up to step 2, no result
+    shutil.copytree(whole, cut)
+    for name in ("step_0000003", "step_0000004"):
+        shutil.rmtree(cut / name, ignore_errors=True)
+    for f in cut.iterdir():
+        if f.is_file() and f.name != "metrics.jsonl" and not f.name.startswith("voxlora-train"):
+            f.unlink()
+    resumed = invoke(*args, "-o", cut, "--resume")
+    assert resumed.exit_code == 0, resumed.output
+    for name in ("adapter_model.safetensors", "lora_weights.safetensors"):
+        assert (cut / name).read_bytes() == (whole / name).read_bytes(), name
+    losses = [json.loads(x)["loss"] for x in first.stdout.splitlines() if "loss" in x]
+    again = [json.loads(x)["loss"] for x in resumed.stdout.splitlines() if "loss" in x]
+    assert again == losses[2:]
+
+
+def test_max_batch_frames_is_a_padded_size_budget(tiny_v1, manifest, tmp_path):
+    """Every micro-batch VoxCPM trains on, padded, holds at most --max-batch-frames positions."""
+    from types import SimpleNamespace
+
+    from voxlora.codes_cache import CodesCache
+    from voxlora.families.voxcpm.train_torch import TorchTraining
+    from voxlora.train.batches import make_batch, plan_epoch
+    from voxlora.train.recipe import read_records
+
+    config = SimpleNamespace(device="cpu", full=False)
+    model = TorchTraining(config, tiny_v1)
+    records = read_records(str(manifest)) * 3
+    clips, _ = model.prepare_clips(records, CodesCache(tmp_path / "cache", "x"))
+    store = model.build_store(clips)
+    budget = int(store.lengths.max()) * 2
+    plan = plan_epoch(store.lengths, seed=0, epoch=0, max_batch_frames=budget)
+    sizes = []
+    for step in plan:
+        for micro in step:
+            batch = make_batch(store, micro)
+            B, S = batch.tensors["text_tokens"].shape
+            assert B * S <= budget and S == int(store.lengths[micro].max())
+            sizes.append(B)
+    assert sum(sizes) == len(store) and max(sizes) > 1  # all clips, several to a batch

@@ -11,11 +11,9 @@ A batch pads every track with zeros to its longest sequence, exactly as the pack
 VoxCPM's own training forward gives the same ``loss/diff`` and ``loss/stop`` on it. Unlike the packer,
 nothing re-encodes audio here: latents come from `latents.LatentCache`.
 
-`budget_batches` makes ``max_batch_tokens`` a real frame budget: sequences sorted by length and
-packed so that each batch's padded size (longest x count) stays under it.
+VoxCPM's ``max_batch_tokens`` is lora-train's ``--max-batch-frames`` (`voxlora.train.batches.plan_epoch`):
+sequences sorted by length, each micro-batch's padded size (longest x count) under the budget.
 """
-
-import random
 
 import torch
 
@@ -80,26 +78,3 @@ def collate(items: list[dict]) -> dict:
         [torch.cat([torch.arange(n), torch.zeros(S - n, dtype=torch.long)]) for n in lengths]
     )
     return batch
-
-
-def budget_batches(lengths: list[int], max_tokens: int, seed: int = 0) -> tuple[list[list[int]], list[int]]:
-    """Length-bucketed batches of indices whose padded size (longest x count) is at most ``max_tokens``,
-    in a seeded random order; and the indices too long to fit any batch (dropped).
-
-    >>> budget_batches([5, 3, 4, 9], max_tokens=8, seed=0)
-    ([[2, 1]], [3, 0])
-    """
-    order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
-    batches, current, dropped = [], [], []
-    for i in order:
-        if lengths[i] > max_tokens:
-            dropped.append(i)
-            continue
-        if current and lengths[i] * (len(current) + 1) > max_tokens:
-            batches.append(current)
-            current = []
-        current.append(i)
-    if current:
-        batches.append(current)
-    random.Random(seed).shuffle(batches)
-    return batches, dropped

@@ -1,4 +1,4 @@
-"""VoxCPM's training pieces: its LoRA from voxlora's options, what trains, its loss, what is saved.
+"""VoxCPM's training pieces: its own LoRA config from voxlora's options, and its loss on a batch.
 
 voxlora's options map to VoxCPM's own ``LoRAConfig`` (the switches of its YAML ``lora:`` block)::
 
@@ -8,12 +8,9 @@ voxlora's options map to VoxCPM's own ``LoRAConfig`` (the switches of its YAML `
 
 The loss is VoxCPM's own training forward (``VoxCPMModel.forward`` returns ``loss/diff`` and
 ``loss/stop``), summed with its trainer's default lambdas (1, 1). Its diffusion time, noise and
-classifier-free-guidance drop are drawn from torch's global generator; `losses` seeds it per step so
-a step is reproducible (and resumable bitwise).
+classifier-free-guidance drop are drawn from torch's global generator: lora-train's checkpoints keep
+its state (bitwise resume); `losses` with a ``seed`` draws them from that seed alone (comparisons).
 """
-
-import json
-from pathlib import Path
 
 import torch
 
@@ -59,16 +56,6 @@ def lora_config(k, component: str = "all", targets=("attn",), r: int = 8, alpha:
     return k.lora_config(**fields)
 
 
-def make_trainable(model, full: bool = False) -> list[str]:
-    """Freeze all but the LoRA tensors (``full``: all but the AudioVAE's); the names that train."""
-    names = []
-    for name, p in model.named_parameters():
-        p.requires_grad = not name.startswith("audio_vae.") and (full or "lora_" in name)
-        if p.requires_grad:
-            names.append(name)
-    return names
-
-
 def losses(model, batch: dict, seed: int | None = None, progress: float = 0.0) -> tuple[torch.Tensor, dict]:
     """(total loss, {"loss/diff", "loss/stop"}) of VoxCPM's training forward on ``batch`` (`batch.collate`)."""
     with torch.random.fork_rng(devices=[]) if seed is not None else _nothing():
@@ -95,60 +82,3 @@ class _nothing:
 
     def __exit__(self, *exc):
         return False
-
-
-def lora_state(model) -> dict[str, torch.Tensor]:
-    """VoxCPM's LoRA tensors as its trainer saves them (``<module>.lora_A`` / ``.lora_B``)."""
-    return {n: t.detach().to("cpu").contiguous() for n, t in model.state_dict().items() if "lora_" in n}
-
-
-def save_adapter(model, out, base_model: str, sample_rate: int | None = None) -> Path:
-    """``out``: the adapter in voxlora's peft layout, and VoxCPM's own lora_weights.safetensors +
-    lora_config.json beside it (``VoxCPMModel.load_lora_weights`` loads it)."""
-    from safetensors.torch import save
-
-    from voxlora.adapter import Adapter, write_adapter
-    from voxlora.atomic import atomic_write_bytes, atomic_write_text
-
-    cfg = model.lora_config
-    state = lora_state(model)
-    pairs = {}
-    for name, t in state.items():
-        module, _, leaf = name.rpartition(".")
-        pairs.setdefault(module, {})[leaf] = t
-    adapter = Adapter(
-        r=cfg.r,
-        alpha=float(cfg.alpha),
-        lora={m: (ab["lora_A"], ab["lora_B"]) for m, ab in pairs.items()},
-        dropout=cfg.dropout,
-        base_model=base_model,
-        meta={"family": "voxcpm", "voxcpm": {"lora_config": cfg.model_dump(), "sample_rate": sample_rate}},
-    )
-    out = write_adapter(adapter, out)
-    atomic_write_bytes(out / LORA_WEIGHTS, save(state))
-    info = {"base_model": base_model, "lora_config": cfg.model_dump()}
-    atomic_write_text(out / LORA_CONFIG, json.dumps(info, indent=2, ensure_ascii=False) + "\n")
-    return out
-
-
-def save_full(model, out, source) -> Path:
-    """``out``: a model folder ``VoxCPMModel.from_local`` loads (every weight but the AudioVAE's in
-    model.safetensors, VoxCPM's config, AudioVAE and tokenizer files copied from ``source``)."""
-    import shutil
-
-    from safetensors.torch import save_file
-
-    from voxlora.atomic import atomic_dir
-
-    state = {
-        n: t.detach().to("cpu").contiguous()
-        for n, t in model.state_dict().items()
-        if not n.startswith("audio_vae.") and "lora_" not in n
-    }
-    source = Path(source)
-    with atomic_dir(Path(out)) as tmp:
-        save_file(state, tmp / "model.safetensors", metadata={"format": "pt"})
-        for name in SIDE_FILES:
-            if (source / name).is_file():
-                shutil.copyfile(source / name, tmp / name)
-    return Path(out)
