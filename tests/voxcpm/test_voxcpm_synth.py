@@ -53,13 +53,28 @@ def test_wav_at_the_models_rate_and_seeded(request, fixture, rate, tmp_path):
     assert not np.array_equal(waves[0][0], waves[2][0][: len(waves[0][0])])
 
 
+def voxcpm_own_folder(adapter, folder):
+    """The adapter as VoxCPM's trainer saves LoRA: lora_weights.safetensors + lora_config.json only."""
+    from safetensors.torch import save_file
+    from voxlora.adapter import read_adapter
+    from voxlora.families.voxcpm.runtime import classes
+    from voxlora.families.voxcpm.train_torch import own_lora
+
+    tensors, info = own_lora(read_adapter(adapter), classes("voxcpm"))
+    folder.mkdir()
+    save_file(tensors, folder / "lora_weights.safetensors")
+    (folder / "lora_config.json").write_text(json.dumps(info))
+    return folder
+
+
 def test_adapters_switch_per_request_and_merged_equals_direct(tiny_v1, adapter, tmp_path):
-    lines = [
-        {"text": "Hello there", "seed": 1, "adapter": a} for a in (None, str(adapter), None, str(adapter))
-    ]
+    own = voxcpm_own_folder(adapter, tmp_path / "own")
+    adapters = (None, str(adapter), None, str(adapter), str(own))
+    lines = [{"text": "Hello there", "seed": 1, "adapter": a} for a in adapters]
     _, direct = run_batch(tiny_v1, tmp_path / "d", lines)
     assert np.array_equal(direct[0][0], direct[2][0])  # the base between adapters is the base
     assert np.array_equal(direct[1][0], direct[3][0])
+    assert np.array_equal(direct[1][0], direct[4][0])  # VoxCPM's own LoRA files: the same adapter
     assert direct[0][0].shape != direct[1][0].shape or not np.array_equal(direct[0][0], direct[1][0])
     _, merged = run_batch(tiny_v1, tmp_path / "m", lines, "--merge")
     for d, m in zip(direct, merged, strict=True):
