@@ -23,7 +23,7 @@ def eval_loss(model, batch, seeds=range(6)):
 
 
 def test_overfits_as_far_as_voxcpm_own_loop(tiny_v1, tmp_path):
-    from voxlora.families.voxcpm.data import Clip, build_store
+    from voxlora.families.voxcpm.data import Clip, batch_seed, build_store
     from voxlora.families.voxcpm.latents import encode
     from voxlora.families.voxcpm.load import load
     from voxlora.families.voxcpm.runtime import classes
@@ -55,7 +55,6 @@ def test_overfits_as_far_as_voxcpm_own_loop(tiny_v1, tmp_path):
     ]
     store = build_store(clips, ours_model.frame_rate)
     start = eval_loss(model, batch_tensors)
-    torch.manual_seed(1)
     for _ in range(STEPS):
         stepper.backward([store.make_batch([0, 1, 2])])
         stepper.update(LR)
@@ -80,8 +79,8 @@ def test_overfits_as_far_as_voxcpm_own_loop(tiny_v1, tmp_path):
         p_.requires_grad = "lora_" in name
     opt = torch.optim.AdamW([q for q in theirs.parameters() if q.requires_grad], lr=LR, weight_decay=0.0)
     theirs.train()
-    torch.manual_seed(1)
     for _ in range(STEPS):
+        torch.manual_seed(batch_seed(0, 0, [0, 1, 2]))  # the draws lora-train makes for this batch
         b = own_batch(theirs, RECORDS)
         out = theirs(b["text_tokens"], b["text_mask"], b["audio_feats"], b["audio_mask"], b["loss_mask"],
                      b["position_ids"], b["labels"])  # fmt: skip
@@ -90,5 +89,5 @@ def test_overfits_as_far_as_voxcpm_own_loop(tiny_v1, tmp_path):
         opt.step()
     theirs_end = eval_loss(theirs, batch_tensors)
     assert ours_end < 0.7 * start and theirs_end < 0.7 * start, (start, ours_end, theirs_end)
-    # the same draws (seeded alike), the same batches' numbers: the same run, not only a close one
+    # the same draws, the same batches' numbers: the same run, not only a close one
     assert abs(ours_end - theirs_end) <= 0.02 * theirs_end, (start, ours_end, theirs_end)

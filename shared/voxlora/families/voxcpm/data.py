@@ -42,10 +42,26 @@ class VoxcpmBatch:
     n_backbone: int  # diffusion targets: loss patches x patch size
     n_decoder: int  # stop targets: loss patches
     frames: int  # latent frames in the batch
+    seed: int = 0  # the diffusion draws of this micro-batch (`batch_seed`)
 
     def to(self, device) -> "VoxcpmBatch":
         moved = {k: v.to(device, non_blocking=True) for k, v in self.tensors.items()}
-        return VoxcpmBatch(moved, self.n_backbone, self.n_decoder, self.frames)
+        return VoxcpmBatch(moved, self.n_backbone, self.n_decoder, self.frames, self.seed)
+
+
+def batch_seed(seed: int, epoch: int, clips) -> int:
+    """The seed of one micro-batch's diffusion draws: its clips, the epoch and the run's seed alone.
+
+    So the same micro-batch draws the same time steps, noise and guidance drops on any rank of any
+    number of processes (N processes equal one with --grad-accum N), and a resumed run draws what
+    the uninterrupted one drew.
+    """
+    from voxlora.train.batches import epoch_seed
+
+    h = epoch_seed(seed, epoch)
+    for c in torch.as_tensor(clips).tolist():
+        h = epoch_seed(h, int(c) + 1)
+    return h
 
 
 @dataclass
@@ -71,7 +87,7 @@ class Store:
         n = int(tensors["loss_mask"].sum())
         patch = self.clips[0].patch_size
         frames = int(self.frames[torch.as_tensor(indices)].sum())
-        return VoxcpmBatch(tensors, n_backbone=n * patch, n_decoder=max(n, 1), frames=frames)
+        return VoxcpmBatch(tensors, n * patch, max(n, 1), frames, batch_seed(seed, epoch, indices))
 
 
 def build_store(clips: list[Clip], frame_rate: float) -> Store:
@@ -85,13 +101,21 @@ def build_store(clips: list[Clip], frame_rate: float) -> Store:
 
 
 def voxcpm_loss(model, batch: VoxcpmBatch):
-    """(diffusion, stop) loss *sums* of VoxCPM's own training forward on ``batch``."""
+    """(diffusion, stop) loss *sums* of VoxCPM's own training forward on ``batch``, its diffusion
+    draws from ``batch.seed`` (torch's generators are left as they were)."""
     t = batch.tensors
-    out = model(
+    device = t["text_tokens"].device
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(batch.seed)
+        out = _forward(model, t)
+    return out["loss/diff"] * batch.n_backbone, out["loss/stop"] * batch.n_decoder
+
+
+def _forward(model, t):
+    return model(
         t["text_tokens"], t["text_mask"], t["audio_feats"], t["audio_mask"],
         t["loss_mask"], t["position_ids"], t["labels"],
     )  # fmt: skip
-    return out["loss/diff"] * batch.n_backbone, out["loss/stop"] * batch.n_decoder
 
 
 def _latents(vae, cache: LatentCache, path, patch_size: int, where: str, stats) -> torch.Tensor:

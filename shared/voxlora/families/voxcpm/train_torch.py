@@ -119,8 +119,10 @@ class TorchTraining:
         names = [n for n, p in model.named_parameters() if p.requires_grad]
         return model, names
 
+    loss = staticmethod(data.voxcpm_loss)  # (diffusion, stop) sums; the DDP stepper takes it too
+
     def stepper(self, model, config, *, loss=None) -> TorchStepper:
-        return TorchStepper(model, config, loss=loss or data.voxcpm_loss, device=self.device)
+        return TorchStepper(model, config, loss=loss or self.loss, device=self.device)
 
     def trained_params(self, model) -> int:
         return sum(p.numel() for p in model.parameters() if p.requires_grad)
