@@ -23,7 +23,7 @@ def family_of(adapter: Adapter, model=None, name: str | None = None) -> families
     if name or recorded:
         return families.get(name or recorded)
     if model is not None:
-        from voxlora.models.csm import model_dir
+        from voxlora.modelfolder import model_dir
 
         try:
             return families.resolve(model_dir(model))

@@ -56,7 +56,7 @@ def merge_folder(
     Returns a summary: tensors written, LoRA modules merged, tensors replaced, bytes.
     """
     from voxlora.families.files import tensor_files
-    from voxlora.models.csm import model_dir
+    from voxlora.modelfolder import model_dir
 
     src = model_dir(model)
     kind = families.resolve(src, family)

@@ -56,7 +56,7 @@ def test_overfits_as_far_as_voxcpm_own_loop(tiny_v1, tmp_path):
     store = build_store(clips, ours_model.frame_rate)
     start = eval_loss(model, batch_tensors)
     for _ in range(STEPS):
-        stepper.backward([store.make_batch([0, 1, 2])])
+        stepper.backward([store.batch([0, 1, 2])])
         stepper.update(LR)
     ours_end = eval_loss(model, batch_tensors)
     after = model.base_model.model.state_dict()

@@ -120,7 +120,7 @@ def test_max_batch_frames_is_a_padded_size_budget(tiny_v1, manifest, tmp_path):
 
     from voxlora.codes_cache import CodesCache
     from voxlora.families.voxcpm.train_torch import TorchTraining
-    from voxlora.train.batches import make_batch, plan_epoch
+    from voxlora.train.batches import plan_epoch
     from voxlora.train.recipe import read_records
 
     config = SimpleNamespace(device="cpu", full=False)
@@ -133,7 +133,7 @@ def test_max_batch_frames_is_a_padded_size_budget(tiny_v1, manifest, tmp_path):
     sizes = []
     for step in plan:
         for micro in step:
-            batch = make_batch(store, micro)
+            batch = store.batch(micro)
             B, S = batch.tensors["text_tokens"].shape
             assert B * S <= budget and S == int(store.lengths[micro].max())
             sizes.append(B)

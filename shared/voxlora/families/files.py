@@ -13,7 +13,7 @@ from voxlora.errors import VoxloraError
 
 
 def tensor_files(model, family: str | None = None) -> list[Path]:
-    from voxlora.models.csm import model_dir, weight_files
+    from voxlora.modelfolder import model_dir, weight_files
 
     folder = model_dir(model)
     try:

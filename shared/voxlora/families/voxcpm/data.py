@@ -3,7 +3,7 @@
 A `Clip` holds its latents as ``codes`` (D, F): D latent channels, F latent frames (a whole number
 of patches), float32 from `latents.LatentCache` (beside the Mimi codes in ``--cache-dir``, keyed by
 the AudioVAE's identity). A record's ``ref_audio`` (VoxCPM's prompt clip) is encoded the same way.
-`Store.make_batch` packs clips exactly as VoxCPM's packer does (`batch.collate`), so the loss is
+`Store.batch` packs clips exactly as VoxCPM's packer does (`batch.collate`), so the loss is
 VoxCPM's own; ``lengths`` are packed sequence lengths in patches, which ``--max-batch-frames``
 (VoxCPM's ``max_batch_tokens``) budgets.
 """
@@ -56,7 +56,7 @@ def batch_seed(seed: int, epoch: int, clips) -> int:
     number of processes (N processes equal one with --grad-accum N), and a resumed run draws what
     the uninterrupted one drew.
     """
-    from voxlora.train.batches import epoch_seed
+    from voxlora.counter_hash import epoch_seed
 
     h = epoch_seed(seed, epoch)
     for c in torch.as_tensor(clips).tolist():
@@ -75,7 +75,7 @@ class Store:
     def __len__(self) -> int:
         return len(self.clips)
 
-    def make_batch(self, indices, fraction=1.0, seed=0, epoch=0) -> VoxcpmBatch:
+    def batch(self, indices, fraction=1.0, seed=0, epoch=0) -> VoxcpmBatch:
         items = []
         for i in torch.as_tensor(indices).tolist():
             c = self.clips[i]

@@ -57,7 +57,7 @@ def load(model, lora=None, device: str = "cpu", dtype: str = "float32"):
     """
     from transformers import LlamaTokenizerFast
 
-    from voxlora.models.csm import model_dir
+    from voxlora.modelfolder import model_dir
 
     folder = model_dir(model)
     raw = read_config(folder)
