@@ -24,8 +24,8 @@ config.json has ``"architecture": "voxcpm"`` (VoxCPM-0.5B, VoxCPM1.5) or ``"voxc
 model_type) with lm_config, encoder_config, dit_config and audio_vae_config. The weights are
 model.safetensors, or pytorch_model.bin (VoxCPM-0.5B); the AudioVAE is audiovae.safetensors or
 audiovae.pth, which lora-merge copies as they are. Loading, latents, batches, loss and speaking
-live beside this file (`load`, `latents`, `batch`, `train`, `speak`), on VoxCPM's own classes
-(`runtime`).
+live beside this file (`load`, `latents`, `batch`, `data`, `train_torch`, `synth_torch`), on VoxCPM's
+own classes (`runtime`).
 """
 
 from voxlora.families.layout import Family

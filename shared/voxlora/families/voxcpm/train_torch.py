@@ -9,6 +9,7 @@ adapter files, the saved adapter carries VoxCPM's own ``lora_weights.safetensors
 """
 
 import json
+import logging
 
 import torch
 
@@ -18,6 +19,8 @@ from voxlora.errors import VoxloraError
 from voxlora.families.voxcpm import data
 from voxlora.families.voxcpm.latents import LatentCache, vae_identity
 from voxlora.families.voxcpm.train import LORA_CONFIG, LORA_WEIGHTS, SIDE_FILES
+
+log = logging.getLogger("voxlora")
 
 
 def own_lora(adapter, k) -> tuple[dict, dict]:
@@ -139,6 +142,12 @@ class TorchTraining:
         from safetensors.torch import save_file
 
         tensors, info = own_lora(adapter, self.classes)
+        if adapter.trained:
+            log.warning(
+                "VoxCPM's own lora_weights.safetensors holds the LoRA only; %s (trained directly) are in "
+                "adapter_model.safetensors alone",
+                ", ".join(adapter.modules_to_save),
+            )
         save_file(tensors, folder / LORA_WEIGHTS)
         (folder / LORA_CONFIG).write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n")
 
