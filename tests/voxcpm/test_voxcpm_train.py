@@ -39,7 +39,9 @@ def test_lora_run_writes_voxcpm_own_lora_that_its_loader_takes_whole(tiny_v1, ma
 
     out = tmp_path / "run"
     args = ["--model", tiny_v1, "--manifest", manifest, "-o", out, "--max-steps", "3", "--batch-size", "2"]
-    result = invoke(*args, "--targets", "attn,proj", "-r", "4", "--alpha", "8", "--lr", "0.01")
+    result = invoke(
+        *args, "--targets", "attn,proj", "-r", "4", "--alpha", "8", "--lr", "0.01", "--save-mode", "both"
+    )
     assert result.exit_code == 0, result.output
     records = [json.loads(line) for line in result.stdout.splitlines()]
     assert records[-1]["adapter"] == str(out) and records[-1]["step"] == 3
@@ -71,6 +73,16 @@ def test_lora_run_writes_voxcpm_own_lora_that_its_loader_takes_whole(tiny_v1, ma
         assert torch.equal(peft[f"base_model.model.{name}.weight"], t)
     meta = json.loads((out / "voxlora.json").read_text())
     assert meta["voxcpm"] == {"sample_rate": 16000, "architecture": "voxcpm"}
+
+    # --save-mode both: OUT/merged is a folder VoxCPM's own from_local loads, the LoRA merged in
+    merged = k.model.from_local(str(out / "merged"), optimize=False, training=True, device="cpu")
+    base = load_file(tiny_v1 / "model.safetensors")
+    q = "base_lm.layers.0.self_attn.q_proj"
+    delta = tensors[f"{q}.lora_B"] @ tensors[f"{q}.lora_A"] * (8 / 4)
+    assert torch.allclose(
+        merged.base_lm.layers[0].self_attn.q_proj.weight, base[f"{q}.weight"] + delta, atol=1e-6
+    )
+    assert torch.equal(merged.stop_head.weight, base["stop_head.weight"])
 
 
 def test_full_run_is_a_folder_voxcpm_loads(tiny_v1, manifest, tmp_path):
