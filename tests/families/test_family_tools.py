@@ -11,9 +11,10 @@ from voxlora.adapter import read_adapter, write_adapter
 from voxlora.cli.lora_init import main as init_main
 from voxlora.cli.lora_inspect import main as inspect_main
 from voxlora.cli.lora_merge import main as merge_main
-from voxlora.families.tiny import write_voxcpm_lora
 from voxlora.lora_options import LoraSettings
 from voxlora.peft_bridge import new_adapter_for
+
+from tests.fixtures.tiny_families import write_voxcpm_lora
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*is_gradient_checkpointing.*:FutureWarning")
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from voxlora.train.sequences import EOS, FRAME, PAD, SequenceStore
+from voxlora.families.csm.sequences import EOS, FRAME, PAD, SequenceStore
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 As mlx-lm's ``tuner/trainer.py``, everything that varies comes in as an argument: ``loss`` (default:
 the backend's `csm_loss`) and ``iterate_batches`` (default `batches.iterate_batches`) can be swapped
-by tests, ``stepper`` makes the backend's optimizer step (`train.backend.Stepper`; default torch's),
+by tests, ``stepper`` makes the backend's optimizer step (`voxlora.families.base.Stepper`; default torch's),
 and ``save`` is called with the live `TrainState`, optimizer and scaler when a checkpoint is due.
 The loop itself orchestrates only: batches, the learning-rate schedule, logging, the NaN stop,
 saving and stop signals; it never asks which backend (torch, MLX) runs the step.
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import torch
 
-from voxlora.backends.train_torch import TorchStepper
+from voxlora.backends.torch.train import TorchStepper
 from voxlora.errors import VoxloraError
 from voxlora.train import batches as batches_mod
 

@@ -18,7 +18,7 @@ is a separate model that the processor loads, never part of these weights; an or
 Whisper audio tower (``audio_tower.*``, ``audio_encoder_proj.*``) is never targeted either.
 """
 
-from voxlora.families import Family
+from voxlora.families.layout import Family
 
 ATTN = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj")
 TEXT_FFN = ("mlp.gate_proj", "mlp.up_proj", "mlp.down_proj")

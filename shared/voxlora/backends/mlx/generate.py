@@ -4,10 +4,10 @@ Per frame: the backbone's last state gives codebook 0 (``codebook0_head``); the 
 started afresh from that state and fed each sampled code, gives codebooks 1..K-1, each from its own
 head; the frame's summed embeddings are the backbone's next input. Both transformers keep a KV
 cache (mlx-audio's ``make_prompt_cache``). Ids the codec cannot decode (>= its codebook size) are
-never sampled, as in `voxlora.synth.sample`; a frame of all ``codebook_eos`` (the last codebook
+never sampled, as in `voxlora.families.csm.sample`; a frame of all ``codebook_eos`` (the last codebook
 aside) ends the clip and is returned, for `synth.sample.trim_at_eos` to cut.
 
-The prompt is the processor's ``input_ids`` for the text turns (`synth.prompt.build_inputs`); turns
+The prompt is the processor's ``input_ids`` for the text turns (`voxlora.families.csm.prompt.build_inputs`); turns
 with audio come in as their Mimi codes (`mlx_mimi.encode`) on the audio positions.
 """
 
@@ -15,7 +15,7 @@ import mlx.core as mx
 import numpy as np
 from mlx_audio.lm.models.cache import make_prompt_cache
 
-from voxlora.backends.mlx_loss import _audio_rows, decoder_table
+from voxlora.backends.mlx.loss import _audio_rows, decoder_table
 
 
 def _sample(logits: mx.array, temperature: float, top_k: int, banned: int, key) -> mx.array:

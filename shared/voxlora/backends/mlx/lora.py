@@ -21,7 +21,7 @@ from mlx.utils import tree_flatten, tree_unflatten
 
 from voxlora import lora, targets
 from voxlora.adapter import Adapter, fresh_adapter, require_fits
-from voxlora.backends.mlx_csm import BACKBONE_AUDIO, hf_shapes, to_hf_name, to_mlx_name
+from voxlora.backends.mlx.csm import BACKBONE_AUDIO, hf_shapes, to_hf_name, to_mlx_name
 from voxlora.errors import VoxloraError
 
 

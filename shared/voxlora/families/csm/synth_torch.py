@@ -1,24 +1,24 @@
 """synth on torch: transformers' CSM ``generate`` and Mimi, adapters through peft (`AdapterSwitch`).
 
 The torch half of `voxlora.synth.backend.SynthBackend`; sampling and decoding are
-`voxlora.synth.sample`'s. Each clip is seeded with ``torch.manual_seed(seed)``.
+`voxlora.families.csm.sample`'s. Each clip is seeded with ``torch.manual_seed(seed)``.
 """
 
 import numpy as np
 import torch
 
+from voxlora.backends.torch.adapter_switch import AdapterSwitch
+from voxlora.families.csm.sample import decode, generate_codes
+from voxlora.families.csm.speak import CsmSpeaking
 from voxlora.models.csm import load_csm
-from voxlora.synth.adapter_switch import AdapterSwitch
-from voxlora.synth.config import SynthConfig
-from voxlora.synth.sample import decode, generate_codes
 
 
-class TorchSynth:
+class TorchSynth(CsmSpeaking):
     """A CSM on torch (``--device``, ``--dtype``) with its adapter switch."""
 
     name = "torch"
 
-    def __init__(self, config: SynthConfig):
+    def __init__(self, config):  # a voxlora.synth.config.SynthConfig
         self.bundle = load_csm(config.model, dtype=config.resolved_dtype(), device=config.resolved_device())
         self.processor = self.bundle.processor
         self.adapters = AdapterSwitch(self.bundle.model, merge=config.merge)

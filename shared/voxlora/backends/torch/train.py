@@ -1,20 +1,20 @@
-"""lora-train on torch: transformers' CSM, peft's LoRA, torch's optimizers (`voxlora.train.backend`).
+"""Training on torch: the optimizer step, ``--device`` and ``--dtype`` (autocast), for any family.
 
-`TorchStepper` is the optimizer step the loop used to do inline, unchanged: micro-batches under
+`TorchStepper` is the optimizer step (`voxlora.families.base.Stepper`), family-agnostic: the loss is
+the family's (``loss(model, batch) -> (backbone, decoder)`` sums; CSM's when none is given, as the
+loop's tests use it): micro-batches under
 autocast, ``backbone / N_backbone + decoder / N_decoder`` backpropagated per micro-batch (fp16:
 through the GradScaler), the global norm clipped, then NaN/inf checked in one sync before the
 optimizer may touch a weight. Dropout draws from torch's global generator, which checkpoints keep.
 """
 
 import contextlib
-import gc
 import math
 
 import torch
 
 from voxlora.errors import VoxloraError
-from voxlora.train.backend import StepResult
-from voxlora.train.checkpoint import restore_rng, rng_tensors
+from voxlora.families.base import StepResult
 
 
 def pick_device(name: str) -> str:
@@ -44,7 +44,7 @@ class TorchStepper:
     """The trainable tensors of a torch model, their optimizer and (fp16) GradScaler."""
 
     def __init__(self, model, config, *, loss=None, device: str = "cpu"):
-        from voxlora.train.loss import csm_loss
+        from voxlora.families.csm.loss import csm_loss
 
         self.model, self.config, self.device = model, config, device
         self.loss = loss or csm_loss
@@ -118,73 +118,3 @@ class TorchStepper:
 
     def finish(self) -> None:
         self.model.eval()
-
-
-def make_trainable(bundle, adapter, config):
-    """(model to train, names of the trained tensors). LoRA through peft, or every non-codec weight."""
-    if config.full:
-        model = bundle.model
-        for name, p in model.named_parameters():
-            p.requires_grad_(not name.startswith("codec_model."))
-    else:
-        from voxlora.peft_bridge import apply_adapter
-
-        model, _ = apply_adapter(bundle.model, adapter, trainable=True)
-    names = []
-    for name, p in model.named_parameters():
-        if p.requires_grad:
-            p.data = p.data.to(torch.float32)  # master weights in fp32 whatever the compute dtype
-            names.append(name)
-    return model, names
-
-
-class TorchTraining:
-    """A CSM loaded with transformers for training (``--device``; ``--dtype`` via autocast)."""
-
-    name = "torch"
-
-    def __init__(self, config, source):
-        import logging
-
-        from voxlora.models.csm import load_csm
-
-        self.device = pick_device(config.device)
-        self.config = config
-        if not logging.getLogger("voxlora").isEnabledFor(logging.DEBUG):
-            from transformers.utils import logging as hf_logging
-
-            hf_logging.disable_progress_bar()  # transformers' "Loading weights" bar: not ours to show
-        self.data = load_csm(source, dtype="fp32" if config.full else config.dtype, device=self.device)
-        self.frame_rate = float(self.data.codec.config.frame_rate)
-        self.max_positions = int(self.data.config.max_position_embeddings)
-
-    def stepper(self, model, config, *, loss=None) -> TorchStepper:
-        return TorchStepper(model, config, loss=loss, device=self.device)
-
-    def release_codec(self) -> None:
-        # Mimi is ~80M parameters the loss never calls once the codes are cached. --full keeps it:
-        # the saved model is the whole CSM, codec included.
-        if not self.config.full:
-            self.data.model.codec_model = None
-            gc.collect()
-
-    def make_trainable(self, adapter):
-        return make_trainable(self.data, adapter, self.config)
-
-    @property
-    def where(self) -> str:
-        return self.device
-
-    def trained_params(self, model) -> int:
-        return sum(p.numel() for p in model.parameters() if p.requires_grad)
-
-    def adapter_from_model(self, model, like):
-        from voxlora.peft_bridge import adapter_from_model
-
-        return adapter_from_model(model, like=like)
-
-    def save_model(self, model, folder) -> None:
-        model.save_pretrained(folder)
-
-    rng_tensors = staticmethod(rng_tensors)
-    restore_rng = staticmethod(restore_rng)

@@ -1,6 +1,6 @@
 """synth on MLX: mlx-audio's sesame model and Mimi behind `voxlora.synth.backend.SynthBackend`.
 
-The prompt is the one the torch backend gets (`synth.prompt.build_inputs`, transformers' processor);
+The prompt is the one the torch backend gets (`voxlora.families.csm.prompt.build_inputs`, transformers' processor);
 it is turned into what `mlx_generate.generate_codes` reads (`prompt_arrays`), as transformers' CSM
 does inside ``generate``: each context clip (``input_values`` cut at ``input_values_cutoffs``) is
 encoded with the MLX Mimi and its codes go on the prompt's ``<|AUDIO|>`` positions, in order; each
@@ -14,20 +14,22 @@ import mlx.core as mx
 import numpy as np
 import torch
 
-from voxlora.backends import mlx_csm, mlx_generate, mlx_mimi
-from voxlora.backends.synth_mlx_adapters import MlxAdapterSwitch
+from voxlora.backends.mlx import csm as mlx_csm
+from voxlora.backends.mlx import generate as mlx_generate
+from voxlora.backends.mlx import mimi as mlx_mimi
+from voxlora.backends.mlx.adapters import MlxAdapterSwitch
 from voxlora.errors import VoxloraError
-from voxlora.synth.config import SynthConfig
+from voxlora.families.csm.speak import CsmSpeaking
 
 DEVICES = {"auto": None, "cpu": mx.cpu, "gpu": mx.gpu}  # auto: MLX's default (the GPU on Apple silicon)
 
 
-class MlxSynth:
+class MlxSynth(CsmSpeaking):
     """A CSM on MLX (``--dtype``; ``--device`` auto, cpu or gpu) with its adapter switch."""
 
     name = "mlx"
 
-    def __init__(self, config: SynthConfig):
+    def __init__(self, config):  # a voxlora.synth.config.SynthConfig
         if config.device not in DEVICES:
             raise VoxloraError(f"--device {config.device}: the MLX backend runs on auto, cpu or gpu")
         if DEVICES[config.device] is not None:

@@ -15,8 +15,8 @@ Sesame's original checkpoint is in the interleaved convention; its q/k rows are 
 exactly as transformers' ``convert_csm.py`` does (`interleaved_to_halves`).
 
 mlx-audio's ``Model`` wrapper downloads a tokenizer and Mimi from the hub when built, so only its
-``SesameModel`` is used; the codec is built from the folder's own config (`voxlora.backends.mlx_mimi`).
-The forward and loss are in `voxlora.backends.mlx_loss`.
+``SesameModel`` is used; the codec is built from the folder's own config (`voxlora.backends.mlx.mimi`).
+The forward and loss are in `voxlora.backends.mlx.loss`.
 """
 
 import json
@@ -31,6 +31,7 @@ from mlx.utils import tree_flatten
 from mlx_audio.tts.models.sesame.attention import Llama3ScaledRoPE
 from mlx_audio.tts.models.sesame.sesame import SesameModel
 
+from voxlora.backends.mlx.weights import load_checked
 from voxlora.errors import VoxloraError
 
 MLX_CKPT = "ckpt.safetensors"  # csm-1b-mlx's single weights file
@@ -268,22 +269,6 @@ def load_weights(model: SesameModel, weights: dict) -> None:
     mx.eval(model.parameters())
 
 
-def load_checked(module, weights: dict, what: str) -> None:
-    """Put ``{mlx name: array}`` into an MLX ``module`` (as fp32) if every parameter is there with its
-    exact shape and nothing else is; otherwise one `VoxloraError`, ``what: …``, listing every problem."""
-    expected = dict(tree_flatten(module.parameters()))
-    problems = [f"{n}: missing" for n in expected if n not in weights]
-    problems += [f"{n}: not in the model" for n in weights if n not in expected]
-    problems += [
-        f"{n}: {tuple(weights[n].shape)} vs model {tuple(expected[n].shape)}"
-        for n in expected
-        if n in weights and tuple(weights[n].shape) != tuple(expected[n].shape)
-    ]
-    if problems:
-        raise VoxloraError(f"{what}: " + "; ".join(sorted(problems)))
-    module.load_weights([(n, mx.array(np.asarray(w, dtype=np.float32))) for n, w in weights.items()])
-
-
 @dataclass
 class MlxCsm:
     """A loaded CSM on MLX: the transformers (mlx-audio SesameModel), its Mimi codec, its config."""
@@ -346,7 +331,7 @@ def load_mlx_csm(model, dtype: str = "fp32", codec: bool = True) -> MlxCsm:
     net.eval()
     mimi = None
     if codec and layout == "transformers":
-        from voxlora.backends import mlx_mimi
+        from voxlora.backends.mlx import mimi as mlx_mimi
 
         mimi = mlx_mimi.load_mimi(config["codec_config"], tensors)
     return MlxCsm(model=net, config=config, path=path, layout=layout, codec=mimi)

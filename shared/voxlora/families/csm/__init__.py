@@ -11,7 +11,7 @@ Two Llama-style transformers and a codec::
                                                             own transformer also has q_proj, k_proj, ...
 """
 
-from voxlora.families import Family
+from voxlora.families.layout import Family
 
 ATTN = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj")
 MLP = ("mlp.gate_proj", "mlp.up_proj", "mlp.down_proj")

@@ -18,8 +18,10 @@ from dataclasses import dataclass
 
 import torch
 
+from voxlora.backends.torch.codec import encode
+from voxlora.codes_cache import CodesCache, file_sha256
 from voxlora.errors import VoxloraError
-from voxlora.train.codes_cache import CodesCache, encode, file_sha256
+from voxlora.families.base import PrepStats
 
 log = logging.getLogger("voxlora")
 TEXT, FRAME, EOS, PAD = 0, 1, 2, -1  # the kind of a position
@@ -54,14 +56,6 @@ def load_samples(path, sample_rate: int):
 
     x, sr = audio.load(path)
     return audio.resample(x, sr, sample_rate)
-
-
-@dataclass
-class PrepStats:
-    clips: int = 0
-    encoded: int = 0  # clips the codec encoded (cache misses)
-    cached: int = 0  # clips read from the cache
-    frames: int = 0
 
 
 def prepare_clips(records, bundle, cache: CodesCache, default_speaker: int = 0, device="cpu", progress=None):

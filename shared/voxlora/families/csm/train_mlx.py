@@ -1,4 +1,4 @@
-"""lora-train on MLX: mlx-audio's sesame model, `mlx_lora`'s layers and `mlx_train`'s step (`train.backend`).
+"""lora-train on MLX: mlx-audio's sesame model, `backends.mlx`'s LoRA layers, loss and step (a `TrainModel`).
 
 What is shared with the torch backend stays shared: the adapter (a fresh one is drawn by
 `peft_bridge.new_adapter_for`, tensor for tensor what `mlx_lora.new_adapter` draws), the batches
@@ -27,10 +27,14 @@ import numpy as np
 import torch
 from mlx.utils import tree_flatten, tree_map, tree_unflatten
 
-from voxlora.backends import mlx_csm, mlx_lora, mlx_loss, mlx_train
+from voxlora.backends.mlx import csm as mlx_csm
+from voxlora.backends.mlx import lora as mlx_lora
+from voxlora.backends.mlx import loss as mlx_loss
+from voxlora.backends.mlx import train as mlx_train
+from voxlora.backends.torch.rng import restore_rng, rng_tensors
 from voxlora.errors import VoxloraError
-from voxlora.train.backend import StepResult
-from voxlora.train.checkpoint import restore_rng, rng_tensors
+from voxlora.families.base import StepResult
+from voxlora.families.csm.data import CsmData
 
 DEVICES = {"auto": None, "cpu": mx.cpu, "mps": mx.gpu}  # mps: the Apple GPU, MLX's default there
 
@@ -133,7 +137,7 @@ class MlxStepper:
         self.inner.model.eval()
 
 
-class MlxTraining:
+class MlxTraining(CsmData):
     """A CSM loaded with mlx-audio for training (``--device`` auto, cpu or mps; ``--dtype`` fp32 or bf16)."""
 
     name = "mlx"

@@ -1,4 +1,4 @@
-"""One MLX CSM serving several adapters in turn: `voxlora.synth.adapter_switch.AdapterSwitch` for MLX.
+"""One MLX CSM serving several adapters in turn: `voxlora.backends.torch.adapter_switch.AdapterSwitch` for MLX.
 
 Each adapter folder is read once (`read_adapter`) and checked against the base's tensor names and
 shapes (`require_fits`, one error listing every key that does not fit) before anything changes.
@@ -16,8 +16,8 @@ from pathlib import Path
 from mlx.utils import tree_unflatten
 
 from voxlora.adapter import Adapter, read_adapter, require_fits
-from voxlora.backends import mlx_lora
-from voxlora.backends.mlx_csm import hf_shapes
+from voxlora.backends.mlx import lora as mlx_lora
+from voxlora.backends.mlx.csm import hf_shapes
 
 log = logging.getLogger("voxlora")
 BASE = None  # the adapter key meaning "no adapter"

@@ -21,7 +21,7 @@ config.json has ``"architecture": "voxcpm"`` (no model_type) with lm_config, enc
 dit_config; the AudioVAE lives in audiovae.pth (a pickle voxlora never opens: lora-merge copies it).
 """
 
-from voxlora.families import Family
+from voxlora.families.layout import Family
 
 ATTN = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj")
 MLP = ("mlp.gate_proj", "mlp.up_proj", "mlp.down_proj")

@@ -27,7 +27,7 @@ from mlx_audio.codec.models.mimi.modules import (
     TransformerConfig,
 )
 
-from voxlora.backends.mlx_csm import load_checked
+from voxlora.backends.mlx.weights import load_checked
 from voxlora.errors import VoxloraError
 
 PREFIX = "codec_model."

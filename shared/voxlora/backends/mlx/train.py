@@ -22,8 +22,8 @@ import mlx.optimizers as optim
 import numpy as np
 from mlx.utils import tree_flatten, tree_map, tree_unflatten
 
-from voxlora.backends.mlx_loss import batch_arrays, csm_loss
-from voxlora.train.backend import StepResult  # backbone, decoder, grad_norm, frames, n_backbone, n_decoder
+from voxlora.backends.mlx.loss import batch_arrays, csm_loss
+from voxlora.families.base import StepResult  # backbone, decoder, grad_norm, frames, n_backbone, n_decoder
 
 
 def make_optimizer(config) -> optim.Optimizer:

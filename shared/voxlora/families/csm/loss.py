@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from voxlora.train.sequences import EOS, FRAME
+from voxlora.families.csm.sequences import EOS, FRAME
 
 
 def unwrap(model) -> nn.Module:

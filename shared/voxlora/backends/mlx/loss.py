@@ -1,4 +1,4 @@
-"""CSM's forward and training loss on MLX: `voxlora.train.loss.csm_loss`, the same sums over the same targets.
+"""CSM's forward and training loss on MLX: `voxlora.families.csm.loss.csm_loss`, the same sums over the same targets.
 
 The input is the torch trainer's `Batch` (any object with numpy-able ``tokens``, ``codes``, ``kind``
 and ``decoder``), turned once into index arrays (`batch_arrays`): MLX has no boolean-mask indexing,
@@ -33,7 +33,7 @@ class BatchArrays:
 
 def batch_arrays(batch) -> BatchArrays:
     """The torch trainer's `Batch` (or anything with numpy-able tokens/codes/kind/decoder) for MLX."""
-    from voxlora.train.sequences import EOS, FRAME
+    from voxlora.families.csm.sequences import EOS, FRAME
 
     tokens, codes = np.asarray(batch.tokens), np.asarray(batch.codes)  # (B, T), (B, T, K)
     kind, chosen = np.asarray(batch.kind), np.asarray(batch.decoder, dtype=bool)  # (B, T)
