@@ -61,6 +61,11 @@ def choice(name: str, **kwargs):
 @opt("--cache-dir", help="Mimi codes cache [default: voxlora-codes/ beside OUT]; safe to delete.")
 @opt("--resume", is_flag=True, help="Continue from the newest checkpoint in OUT (same settings).")
 @opt("--strict", is_flag=True, help="Stop at the first bad record or clip (default: warn, skip it).")
+@click.option("--reference", type=click.Choice(["auto", "none"]), default=D.reference, show_default=True,
+              help="Higgs: pair each target with another clip of its speaker as the voice reference (auto).")
+@opt("--text-loss", is_flag=True, help="Higgs: add the text head's loss (the model's text_lm_head).")
+@click.option("--grad-checkpointing/--no-grad-checkpointing", default=None,
+              help="Recompute activations in backward (less memory) [default: on for models over 2B].")
 @click.option("--nproc", type=click.IntRange(min=1), default=1, show_default=True,
               help="Processes on this machine, one GPU each (torchrun; see the README for several machines).")
 @common_options

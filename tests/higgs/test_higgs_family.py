@@ -144,13 +144,16 @@ def test_target_only_masks_the_reference_and_the_prompt(higgs_processor, clips, 
 
 def test_codes_are_cached_per_clip_and_tokenizer(higgs_processor, clips, tmp_path, monkeypatch):
     from voxlora.audio import write_wav
-    from voxlora.train.codes_cache import CodesCache, codec_identity, file_sha256
+    from voxlora.backends.torch.codec import codec_identity
+    from voxlora.codes_cache import CodesCache, file_sha256
 
     wav = tmp_path / "a.wav"
     write_wav(wav, clips[0], 24000)
     cache = CodesCache(tmp_path / "cache", codec_identity(higgs_processor.audio_tokenizer))
-    first = codec.clip_codes(higgs_processor, cache, wav)
+    first, cached = codec.clip_codes(higgs_processor, cache, wav)
+    assert not cached
     calls = []
     monkeypatch.setattr(codec, "encode", lambda *a: calls.append(a))
-    assert torch.equal(codec.clip_codes(higgs_processor, cache, wav), first) and not calls
+    again, cached = codec.clip_codes(higgs_processor, cache, wav)
+    assert torch.equal(again, first) and cached and not calls
     assert CodesCache(tmp_path / "cache", "another tokenizer").get(file_sha256(wav), 8, 32) is None

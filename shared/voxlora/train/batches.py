@@ -76,8 +76,15 @@ def choose_decoder_frames(kind: torch.Tensor, clips: torch.Tensor, fraction: flo
 
 
 def make_batch(store: SequenceStore, clips, fraction: float = 1.0, seed: int = 0, epoch: int = 0) -> Batch:
-    """Gather clips into one right-padded micro-batch, in one indexing operation per tensor."""
+    """Gather clips into one right-padded micro-batch, in one indexing operation per tensor.
+
+    A store with its own ``make_batch`` (a family whose inputs are not CSM positions: Higgs Audio
+    v2's processor tensors) lays out its batches itself; the plan of which clips go together stays
+    this module's.
+    """
     clips = torch.as_tensor(clips, dtype=torch.int64)  # (B,)
+    if hasattr(store, "make_batch"):
+        return store.make_batch(clips, fraction, seed, epoch)
     lengths = store.lengths[clips]  # (B,)
     t = int(lengths.max())
     pos = torch.arange(t)  # (T,)

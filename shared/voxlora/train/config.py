@@ -66,6 +66,15 @@ class TrainConfig:
     resume: bool = False  # continue from the newest OUT/step_NNNNNNN/ checkpoint
     strict: bool = False  # a bad manifest record or clip stops the run (default: warned about, skipped)
 
+    # Higgs Audio v2 (other families ignore these)
+    reference: str = (
+        "auto"  # auto: a clip of the same speaker before each target (ChatML records bring theirs) | none
+    )
+    text_loss: bool = False  # also train the text head's loss (the model's text_lm_head; loaded when asked)
+    grad_checkpointing: bool | None = (
+        None  # recompute activations in backward; None: on for models over 2B parameters
+    )
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 

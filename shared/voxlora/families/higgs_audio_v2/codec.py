@@ -4,12 +4,14 @@ Encoding is the processor's own path (``DacFeatureExtractor`` then
 ``HiggsAudioV2TokenizerModel.encode`` at its highest bandwidth), one clip at a time, as
 ``HiggsAudioV2Processor.__call__`` does; decoding is ``HiggsAudioV2TokenizerModel.decode``. The
 tokenizer is frozen and never targeted. Its identity for the codes cache is
-`voxlora.train.codes_cache.codec_identity` (config and every weight), so codes made by another
+`voxlora.backends.torch.codec.codec_identity` (config and every weight), so codes made by another
 tokenizer are never reused.
 """
 
 import numpy as np
 import torch
+
+from voxlora.errors import VoxloraError
 
 SAMPLE_RATE = 24000
 
@@ -37,18 +39,21 @@ def frames(seconds: float) -> int:
     return int(np.ceil(seconds * 25))
 
 
-def clip_codes(processor, cache, audio_path) -> torch.Tensor:
-    """The (K, T) codes of one audio file: from ``cache`` (a `CodesCache` for this tokenizer's
-    identity) when there, else read (mono, resampled to 24 kHz), encoded once and stored."""
+def clip_codes(processor, cache, audio_path) -> tuple[torch.Tensor, bool]:
+    """(the (K, T) codes of one audio file, whether they came from the cache): from ``cache`` (a
+    `CodesCache` for this tokenizer's identity) when there, else read (mono, resampled to 24 kHz),
+    encoded once and stored."""
     from voxlora import audio
-    from voxlora.train.codes_cache import file_sha256
+    from voxlora.codes_cache import file_sha256
 
     sha = file_sha256(audio_path)
     size = processor.audio_tokenizer.config.codebook_size
     K = processor.audio_tokenizer.config.num_quantizers
     codes = cache.get(sha, K, size)
-    if codes is None:
-        x, sr = audio.load(audio_path)
-        x = audio.resample(x, sr, SAMPLE_RATE)  # load gives mono
-        codes = cache.put(sha, encode(processor, x))
-    return codes.long()
+    if codes is not None:
+        return codes.long(), True
+    x, sr = audio.load(audio_path)
+    if len(x) == 0:
+        raise VoxloraError("empty audio")
+    x = audio.resample(x, sr, SAMPLE_RATE)  # load gives mono
+    return cache.put(sha, encode(processor, x)).long(), False
