@@ -1,0 +1,133 @@
+"""lora-train and synth on a tiny Higgs Audio v2: the run matches a plain transformers + peft loop step
+for step, peft and from_pretrained load what it writes with the same logits, and synth speaks 24 kHz
+audio, deterministically, changed by an adapter, the same direct or merged."""
+
+import json
+
+import pytest
+import soundfile as sf
+import torch
+from click.testing import CliRunner
+from voxlora.cli.lora_init import cli as lora_init
+from voxlora.cli.lora_train import cli as lora_train
+from voxlora.families.higgs_audio_v2 import batch as hb
+from voxlora.families.higgs_audio_v2.load import load_model
+from voxlora.synth.config import SynthConfig
+from voxlora.synth.requests import ContextClip, Request
+from voxlora.synth.synthesizer import Synthesizer
+
+from tests.trainkit import make_manifest
+
+STEPS, LR = 4, 2e-3
+PLAIN = ["--lr", LR, "--warmup-steps", 0, "--lr-schedule", "constant", "--log-every", 1, "--batch-size", 4]
+
+
+def run(cli, args):
+    result = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_higgs_hf, tmp_path_factory):
+    """lora-init (r 4, attn + audio-ffn), then lora-train on 4 clips, one batch of all 4 per step."""
+    root = tmp_path_factory.mktemp("higgs-run")
+    manifest = make_manifest(root / "data", n=4, seconds=0.4)
+    a0 = root / "a0"
+    run(lora_init, ["--model", tiny_higgs_hf, "-r", 4, "--targets", "attn,audio-ffn", "-o", a0, "--seed", 3])
+    out = root / "run"
+    common = ["--model", tiny_higgs_hf, "--manifest", manifest, "--max-steps", STEPS, "--reference", "none"]
+    run(lora_train, [*common, "--adapter", a0, "-o", out, "--save-mode", "both", *PLAIN])
+    metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    return {"manifest": manifest, "a0": a0, "out": out, "losses": [m["loss"] for m in metrics if "loss" in m]}
+
+
+def test_training_follows_a_plain_transformers_peft_loop(trained, tiny_higgs_hf, higgs_processor):
+    import soundfile
+    from peft import PeftModel
+
+    records = [json.loads(x) for x in trained["manifest"].read_text().splitlines()]
+    audio = [soundfile.read(trained["manifest"].parent / r["audio"], dtype="float32")[0] for r in records]
+    assert all(soundfile.info(trained["manifest"].parent / r["audio"]).samplerate == 24000 for r in records)
+    texts = [hb.prompt_text(higgs_processor, hb.conversation(r["text"])) for r in records]
+    inputs = higgs_processor(text=texts, audio=audio, output_labels=True, return_tensors="pt")
+    model = PeftModel.from_pretrained(load_model(tiny_higgs_hf), trained["a0"], is_trainable=True)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=LR, weight_decay=0.0)
+    losses = []
+    for _ in range(STEPS):
+        optimizer.zero_grad()
+        loss = model(**inputs).loss  # the model's own loss; peft's labels pass straight through
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]  # it learns
+    assert trained["losses"] == pytest.approx(losses, rel=1e-4)
+
+
+def test_peft_loads_the_adapter_with_the_same_logits_and_the_merged_model_loads(
+    trained, tiny_higgs_hf, higgs_processor
+):
+    from peft import PeftModel
+    from transformers import HiggsAudioV2ForConditionalGeneration
+    from voxlora.backends.torch.adapter_switch import AdapterSwitch
+
+    base = HiggsAudioV2ForConditionalGeneration.from_pretrained(tiny_higgs_hf)
+    peft_model = PeftModel.from_pretrained(base, trained["out"])
+    ours = load_model(tiny_higgs_hf)
+    AdapterSwitch(ours).use(str(trained["out"]))
+    text = hb.prompt_text(higgs_processor, hb.conversation("hello"))
+    batch = hb.build_batch(higgs_processor, [(text, [torch.randint(0, 32, (8, 6))])], target_only=False)
+    with torch.no_grad():
+        want = peft_model(**batch.model_inputs()).logits
+        assert torch.equal(ours(**batch.model_inputs()).logits, want)
+        merged, info = HiggsAudioV2ForConditionalGeneration.from_pretrained(
+            trained["out"] / "merged", output_loading_info=True
+        )
+        assert not any(info[k] for k in ("missing_keys", "unexpected_keys", "mismatched_keys"))
+        torch.testing.assert_close(merged(**batch.model_inputs()).logits, want, rtol=1e-4, atol=1e-4)
+    untouched = load_model(tiny_higgs_hf).state_dict()  # the base folder is never written
+    assert all(torch.equal(v, base.state_dict()[k]) for k, v in untouched.items() if k in base.state_dict())
+
+
+@pytest.fixture(scope="module")
+def direct(tiny_higgs_hf):
+    return Synthesizer(SynthConfig(model=str(tiny_higgs_hf), max_seconds=1.0))
+
+
+@pytest.fixture(scope="module")
+def merged(tiny_higgs_hf):
+    return Synthesizer(SynthConfig(model=str(tiny_higgs_hf), max_seconds=1.0, merge=True))
+
+
+def speak(synth, tmp_path, adapter=None, seed=0, name="x.wav", context=()):
+    return synth.speak(
+        Request(text="Hello there.", out=tmp_path / name, adapter=adapter, seed=seed, context=list(context))
+    )
+
+
+def test_synth_writes_24k_audio_of_the_codes_length_deterministically(direct, tmp_path):
+    a, b = speak(direct, tmp_path, seed=4, name="a.wav"), speak(direct, tmp_path, seed=4, name="b.wav")
+    assert torch.equal(a.codes, b.codes)
+    wave, rate = sf.read(tmp_path / "a.wav")
+    assert rate == 24000 and len(wave) == len(a.codes) * 960
+    assert a.codes.shape[1] == 8 and 0 < len(a.codes) <= 25  # --max-seconds 1: 25 frames at most
+    assert int(a.codes.max()) < 32  # every id decodes: no stream bos/eos left
+    assert a.record["ended"] in ("eos", "max-seconds")
+
+
+def test_context_clip_and_adapter_change_the_codes_and_merged_equals_direct(
+    direct, merged, trained, tmp_path
+):
+    clip = trained["manifest"].parent / "clips" / "clip_000.wav"
+    plain = speak(direct, tmp_path, seed=2)
+    cloned = speak(direct, tmp_path, seed=2, context=[ContextClip(text="The birch canoe.", audio=str(clip))])
+    assert not torch.equal(plain.codes, cloned.codes)
+    adapted = speak(direct, tmp_path, adapter=str(trained["out"]), seed=2)
+    assert not torch.equal(plain.codes, adapted.codes)
+    fused = speak(merged, tmp_path, adapter=str(trained["out"]), seed=2)
+    assert torch.equal(adapted.codes, fused.codes)
+    with_both = [speak(s, tmp_path, adapter=str(trained["out"]), seed=2, context=[ContextClip(text="x", audio=str(clip))])
+                 for s in (direct, merged)]  # fmt: skip
+    assert torch.equal(with_both[0].codes, with_both[1].codes)
