@@ -157,3 +157,35 @@ def test_codes_are_cached_per_clip_and_tokenizer(higgs_processor, clips, tmp_pat
     again, cached = codec.clip_codes(higgs_processor, cache, wav)
     assert torch.equal(again, first) and cached and not calls
     assert CodesCache(tmp_path / "cache", "another tokenizer").get(file_sha256(wav), 8, 32) is None
+
+
+def test_reference_pairing_and_chatml_records(higgs_processor, tmp_path):
+    from voxlora.backends.torch.codec import codec_identity
+    from voxlora.chatml import pair_by_speaker
+    from voxlora.codes_cache import CodesCache
+    from voxlora.families.higgs_audio_v2 import data
+    from voxlora.train.recipe import read_records
+
+    from tests.trainkit import make_manifest
+
+    plain = read_records(str(make_manifest(tmp_path / "d", n=4, seconds=0.3)))  # speakers 0, 1, 0, 1
+    cache = CodesCache(tmp_path / "cache", codec_identity(higgs_processor.audio_tokenizer))
+    clips, stats = data.prepare_clips(plain, higgs_processor, cache, reference="auto")
+    assert (stats.clips, stats.encoded, stats.cached) == (4, 4, 0)  # each file coded once, reference or not
+    assert all(c.reference is not None for c in clips)
+    assert all(c.chat.count("<|AUDIO_OUT|>") == 2 for c in clips)
+    none, stats = data.prepare_clips(plain, higgs_processor, cache, reference="none")
+    assert all(c.reference is None for c in none) and stats.cached == 4
+    chatml = tmp_path / "chatml.jsonl"
+    chatml.write_text("".join(json.dumps(r) + "\n" for r in pair_by_speaker(plain)), encoding="utf-8")
+    records = read_records(str(chatml))
+    speaker = {r["audio"]: r["speaker"] for r in plain}
+    assert all(r["reference"]["audio"] != r["audio"] for r in records)
+    assert all(speaker[r["reference"]["audio"]] == speaker[r["audio"]] for r in records)
+    from_chatml, _ = data.prepare_clips(records, higgs_processor, cache, reference="auto")
+    assert all(torch.equal(a.codes, b.codes) for a, b in zip(from_chatml, clips, strict=True))
+    assert all(torch.equal(a.reference, b.reference) for a, b in zip(from_chatml, clips, strict=True))
+    store = data.HiggsStore(clips, higgs_processor, text_head=False, frame_rate=25.0)
+    batch = store.make_batch(torch.tensor([0, 1]))
+    assert batch.n_backbone == int(store.frames[:2].sum())  # the targets' frames: references are context
+    assert int(store.lengths[0]) == store.make_batch(torch.tensor([0])).inputs.input_ids.shape[1]
