@@ -1,14 +1,15 @@
-"""Mimi codes per clip, computed once and kept on disk, so training never runs the codec per step.
+"""Codec codes per clip, computed once and kept on disk, so training never runs the codec per step.
 
 A cache entry is ``<cache>/<key[:2]>/<key>.safetensors`` holding one int16 tensor ``codes``
 (num_codebooks, frames). The key is the sha256 of three things: the audio file's bytes, the codec's
-identity (`codec_identity`: a hash of its config and every weight) and `FORMAT` (how audio is
+identity (the family's `TrainModel.codec_identity`; for a transformers codec
+`voxlora.backends.torch.codec.codec_identity`, a hash of its config and every weight) and `FORMAT` (how audio is
 prepared). The same three are stored in the file's metadata and checked on every read, so an entry
 is never trusted when anything it was made from differs; a damaged entry is encoded again. Entries
 are written atomically, and the whole folder is safe to delete at any time.
 
-    >>> cache = CodesCache("runs/voxlora-codes", codec_identity(bundle.codec))   # doctest: +SKIP
-    >>> codes = cache.get(file_sha256("a.wav")) or cache.put(sha, encode(bundle.codec, x))
+    >>> cache = CodesCache("runs/voxlora-codes", model.codec_identity)     # doctest: +SKIP
+    >>> codes = cache.get(sha, k, size) or cache.put(sha, encode(codec, x))   # doctest: +SKIP
 """
 
 import hashlib
@@ -34,7 +35,7 @@ def file_sha256(path) -> str:
 
 
 class CodesCache:
-    """Get and put Mimi codes by audio hash, for one codec."""
+    """Get and put codes by audio hash, for one codec."""
 
     def __init__(self, folder, codec_id: str):
         self.folder = Path(folder)

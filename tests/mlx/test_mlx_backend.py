@@ -18,12 +18,12 @@ from voxlora.backends.mlx import loss as mlx_loss  # noqa: E402
 from voxlora.backends.mlx import mimi as mlx_mimi  # noqa: E402
 from voxlora.backends.mlx.train import Stepper  # noqa: E402
 from voxlora.errors import VoxloraError  # noqa: E402
+from voxlora.families.csm.batches import make_batch  # noqa: E402
 from voxlora.families.csm.loss import csm_loss, unwrap  # noqa: E402
 from voxlora.families.csm.sequences import Clip, build_store  # noqa: E402
 from voxlora.lora_options import LoraSettings  # noqa: E402
 from voxlora.models.csm import load_csm  # noqa: E402
 from voxlora.peft_bridge import apply_adapter, new_adapter_for  # noqa: E402
-from voxlora.train.batches import make_batch  # noqa: E402
 
 LR = 0.05  # plain SGD on the tiny model: learns in 20 steps without diverging
 WIDE = LoraSettings(targets=("all-linear", "lm_head", "projection"), train_embeddings=True)

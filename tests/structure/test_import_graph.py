@@ -35,7 +35,7 @@ LAYERS = {
         "voxlora.adapter",
         "voxlora.targets",
     ),
-    "utilities": ("voxlora",),
+    "utilities": ("voxlora",),  # errors, atomic, audio, manifest, lora, codes_cache, modelfolder, turns, ...
 }
 RANK = {name: i for i, name in enumerate(LAYERS)}
 

@@ -3,6 +3,7 @@
 import pytest
 import torch
 from voxlora.errors import VoxloraError
+from voxlora.families.csm.batches import choose_decoder_frames, make_batch
 from voxlora.families.csm.sequences import (
     EOS,
     FRAME,
@@ -13,7 +14,7 @@ from voxlora.families.csm.sequences import (
     check_lengths,
     decoder_frames,
 )
-from voxlora.train.batches import choose_decoder_frames, make_batch, plan_epoch
+from voxlora.train.batches import plan_epoch
 from voxlora.train.config import TrainConfig, resolve
 from voxlora.train.loop import lr_factor
 

@@ -108,7 +108,7 @@ def test_loss_and_batches_can_be_swapped(tiny_csm, data):  # noqa: F811
     seen = []
 
     def fake_batches(store, config, epoch, position):
-        from voxlora.train.batches import make_batch
+        from voxlora.families.csm.batches import make_batch
 
         while True:
             yield epoch, position, [make_batch(store, [0])]

@@ -134,8 +134,13 @@ class TrainModel(Protocol):
         """A `VoxloraError` naming the clip when it does not fit the model (or the batch budget)."""
 
     def build_store(self, clips: list):
-        """Every clip laid out for training, once (`voxlora.train.batches.iterate_batches` batches it:
-        the store has ``lengths``, ``frames``, ``frame_rate``, ``names`` and ``__len__``)."""
+        """Every clip laid out for training, once. `voxlora.train.batches.iterate_batches` plans the
+        epochs over it and the loop reads it, so the store has: ``lengths`` ((N,) int64 positions
+        per clip), ``frames`` ((N,) audio frames per clip), ``frame_rate``, ``names``, ``__len__``,
+        and ``batch(clips, fraction=1.0, seed=0, epoch=0)`` -> one micro-batch of those clip indices
+        (``fraction``: `TrainConfig.decoder_frame_fraction`, a family may ignore it). A batch has
+        ``n_backbone``, ``n_decoder`` (target counts), ``frames`` and ``to(device)``; the family's
+        loss reads the rest. CSM's: `voxlora.families.csm.batches`."""
 
     def release_codec(self) -> None:
         """Every clip's codes are prepared: free the codec's weights unless saving needs them (--full)."""

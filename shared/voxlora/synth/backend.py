@@ -24,7 +24,7 @@ from voxlora.synth.config import SynthConfig
 def load_model(config: SynthConfig) -> SpeakModel:
     """The base model of ``config`` on its backend (``config.resolved_backend()``), loaded once."""
     from voxlora.families.registry import for_model
-    from voxlora.models.csm import model_dir
+    from voxlora.modelfolder import model_dir
 
     return for_model(model_dir(config.model)).load_for_synthesis(config)
 

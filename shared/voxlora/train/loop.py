@@ -52,7 +52,7 @@ def lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
     """The learning-rate multiplier for optimizer step ``step`` (0-based) of ``total``.
 
     >>> [round(lr_factor(s, 10, 2, "cosine"), 3) for s in (0, 1, 2, 9)]
-    [0.333, 0.667, 1.0, 0.03]
+    [0.333, 0.667, 1.0, 0.038]
     """
     if step < warmup:
         return (step + 1) / (warmup + 1)
@@ -78,7 +78,7 @@ def evaluate(stepper, store, config) -> dict:
     sums, counts = [0.0, 0.0], [0, 0]
     order = torch.argsort(store.lengths, stable=True)
     for clips in torch.split(order, config.batch_size):
-        batch = batches_mod.make_batch(store, clips, 1.0)
+        batch = store.batch(clips, 1.0)
         b, d = stepper.evaluate(batch)
         sums[0] += float(b)
         sums[1] += float(d)

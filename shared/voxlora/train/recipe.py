@@ -122,7 +122,7 @@ def run(config: TrainConfig, settings=None, on_clip=None, on_step=None, stop=Non
         )
 
     from voxlora.families.registry import for_model
-    from voxlora.models.csm import base_name, model_dir
+    from voxlora.modelfolder import base_name, model_dir
 
     folder = model_dir(config.model)
     family = for_model(folder)

@@ -51,7 +51,7 @@ class Saver:
 
     def write(self, dest: Path, step: int, adapter_files: bool = True) -> None:
         """Into the existing folder ``dest``: adapter files and/or merged/ (LoRA), or the model (full)."""
-        from voxlora.models.csm import SIDE_FILES
+        from voxlora.modelfolder import SIDE_FILES
 
         staging = dest / f".weights-{os.getpid()}"
         shutil.rmtree(staging, ignore_errors=True)

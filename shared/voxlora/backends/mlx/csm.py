@@ -316,7 +316,7 @@ def load_mlx_csm(model, dtype: str = "fp32", codec: bool = True) -> MlxCsm:
         load_weights(net, original_weights_to_mlx(_read_safetensors([path / MLX_CKPT]), config))
         layout = "csm-1b-mlx"
     else:
-        from voxlora.models.csm import model_dir, weight_files
+        from voxlora.modelfolder import model_dir, weight_files
 
         path = model_dir(model)
         config = _read_config(path)

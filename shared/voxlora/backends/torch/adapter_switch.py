@@ -33,10 +33,11 @@ BASE = None  # the adapter key meaning "no adapter"
 
 
 class AdapterSwitch:
-    """Apply any of several adapters to ``model`` (modified in place), one at a time.
+    """Apply any of several adapters to ``model`` (modified in place), one at a time: here adapter a1,
+    then the plain base.
 
     >>> switch = AdapterSwitch(bundle.model)          # doctest: +SKIP
-    >>> switch.use("runs/a1"); switch.use(None)       # adapter a1, then the plain base
+    >>> switch.use("runs/a1"); switch.use(None)       # doctest: +SKIP
     """
 
     def __init__(self, model: torch.nn.Module, merge: bool = False):

@@ -22,9 +22,9 @@ from voxlora.backends.torch.codec import encode
 from voxlora.codes_cache import CodesCache, file_sha256
 from voxlora.errors import VoxloraError
 from voxlora.families.base import PrepStats
+from voxlora.families.csm.batches import EOS, FRAME, PAD, TEXT, SequenceStore  # noqa: F401
 
 log = logging.getLogger("voxlora")
-TEXT, FRAME, EOS, PAD = 0, 1, 2, -1  # the kind of a position
 
 
 @dataclass
@@ -110,23 +110,6 @@ def check_lengths(clips: list[Clip], max_positions: int, max_batch_frames: int |
                 f"{clip.where}: {clip.length} positions do not fit --max-batch-frames {max_batch_frames}; "
                 "raise the budget or split the clip"
             )
-
-
-@dataclass
-class SequenceStore:
-    """Every clip's positions, concatenated (P = total positions, K = codebooks, N = clips)."""
-
-    tokens: torch.Tensor  # (P,) int64 text token id per position
-    codes: torch.Tensor  # (P, K) int64 Mimi codes; 0 on text positions
-    kind: torch.Tensor  # (P,) int8 TEXT | FRAME | EOS
-    offsets: torch.Tensor  # (N,) int64 where each clip starts
-    lengths: torch.Tensor  # (N,) int64 positions per clip
-    frames: torch.Tensor  # (N,) int64 audio frames per clip
-    frame_rate: float  # codec frames per second of audio
-    names: list[str]
-
-    def __len__(self) -> int:
-        return len(self.names)
 
 
 def build_store(clips: list[Clip], config, frame_rate: float) -> SequenceStore:
