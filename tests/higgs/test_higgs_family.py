@@ -186,6 +186,6 @@ def test_reference_pairing_and_chatml_records(higgs_processor, tmp_path):
     assert all(torch.equal(a.codes, b.codes) for a, b in zip(from_chatml, clips, strict=True))
     assert all(torch.equal(a.reference, b.reference) for a, b in zip(from_chatml, clips, strict=True))
     store = data.HiggsStore(clips, higgs_processor, text_head=False, frame_rate=25.0)
-    batch = store.make_batch(torch.tensor([0, 1]))
+    batch = store.batch(torch.tensor([0, 1]))
     assert batch.n_backbone == int(store.frames[:2].sum())  # the targets' frames: references are context
-    assert int(store.lengths[0]) == store.make_batch(torch.tensor([0])).inputs.input_ids.shape[1]
+    assert int(store.lengths[0]) == store.batch(torch.tensor([0])).inputs.input_ids.shape[1]

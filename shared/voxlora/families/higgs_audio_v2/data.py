@@ -8,7 +8,7 @@ speaker in the manifest (`voxlora.chatml.pair_by_speaker`'s pairing: each clip t
 ``--reference none`` trains plain text-to-speech. Codes of every clip, reference or target, come
 from the codes cache (`codec.clip_codes`), so the audio tokenizer runs once per file.
 
-`HiggsStore.make_batch` builds the processor's tensors (`batch.build_batch`) for the chosen clips;
+`HiggsStore.batch` builds the processor's tensors (`batch.build_batch`) for the chosen clips;
 the batch plan (length buckets, accumulation, DDP shares) is `voxlora.train.batches`'s, the same
 as every family's.
 """
@@ -71,7 +71,7 @@ class HiggsStore:
     def __len__(self) -> int:
         return len(self.clips)
 
-    def make_batch(self, clips: torch.Tensor, fraction: float = 1.0, seed: int = 0, epoch: int = 0):
+    def batch(self, clips: torch.Tensor, fraction: float = 1.0, seed: int = 0, epoch: int = 0):
         chosen = [self.clips[int(i)] for i in clips]
         samples = [(c.chat, ([c.reference] if c.reference is not None else []) + [c.codes]) for c in chosen]
         inputs = hb.build_batch(self.processor, samples, target_only=True)

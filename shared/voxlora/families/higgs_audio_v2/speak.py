@@ -29,7 +29,7 @@ class HiggsSynth:
     name = "torch"
 
     def __init__(self, config):  # a voxlora.synth.config.SynthConfig
-        from voxlora.models.csm import model_dir
+        from voxlora.modelfolder import model_dir
 
         folder = model_dir(config.model)
         device = config.resolved_device()

@@ -84,7 +84,7 @@ class HiggsTraining:
             from voxlora.peft_bridge import apply_adapter
 
             model, _ = apply_adapter(model, adapter, trainable=True)
-            if model.base_model.model.is_gradient_checkpointing:
+            if model.base_model.model.is_activation_checkpointing:
                 model.base_model.model.enable_input_require_grads()
         names = []
         for name, p in model.named_parameters():
