@@ -94,7 +94,12 @@ class HiggsTraining:
         return model, names
 
     def stepper(self, model, config, *, loss=None) -> TorchStepper:
-        return TorchStepper(model, config, loss=loss or _loss, device=self.device)
+        return TorchStepper(model, config, loss=loss or self.loss, device=self.device)
+
+    @staticmethod
+    def loss(model, batch):
+        """(audio sum, text sum) of a `data.HiggsTrainBatch` (DDP's stepper takes it from here too)."""
+        return higgs_loss(model, batch.inputs)
 
     def trained_params(self, model) -> int:
         return sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -110,8 +115,3 @@ class HiggsTraining:
 
     rng_tensors = staticmethod(rng_tensors)
     restore_rng = staticmethod(restore_rng)
-
-
-def _loss(model, batch):
-    """(audio sum, text sum) of a `data.HiggsTrainBatch`."""
-    return higgs_loss(model, batch.inputs)
