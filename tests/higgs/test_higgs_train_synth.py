@@ -131,3 +131,52 @@ def test_context_clip_and_adapter_change_the_codes_and_merged_equals_direct(
     with_both = [speak(s, tmp_path, adapter=str(trained["out"]), seed=2, context=[ContextClip(text="x", audio=str(clip))])
                  for s in (direct, merged)]  # fmt: skip
     assert torch.equal(with_both[0].codes, with_both[1].codes)
+
+
+def test_dry_run_prints_the_memory_estimate_and_loads_nothing(tiny_higgs_hf, trained, tmp_path):
+    out = tmp_path / "never"
+    args = [
+        "--model",
+        tiny_higgs_hf,
+        "--manifest",
+        trained["manifest"],
+        "-o",
+        out,
+        "--dry-run",
+        "--dtype",
+        "bf16",
+    ]
+    record = json.loads(run(lora_train, args).stdout)
+    assert record["family"] == "higgs-audio-v2" and record["dry_run"] is True
+    assert record["grad_checkpointing"] is False  # a tiny model: under 2B parameters
+    from safetensors.torch import load_file
+
+    assert record["base_params"] == sum(
+        t.numel() for t in load_file(tiny_higgs_hf / "model.safetensors").values()
+    )
+    assert record["positions"] == 4 * 512 and record["total_gib"] >= record["weights_gib"]
+    assert not out.exists()
+
+
+def test_the_3b_estimates_behind_the_readme_table():
+    from voxlora.train.memory import estimate
+
+    from tests.fixtures.tiny_families import higgs_shapes
+
+    config = dict(vocab_size=128256, hidden_size=3072, intermediate_size=8192, num_hidden_layers=28,
+                  num_attention_heads=24, num_key_value_heads=8, head_dim=128, num_codebooks=8, codebook_size=1026)  # fmt: skip
+    shapes = higgs_shapes(config)
+    lora = 39_452_672  # r 16, all-linear, 28 layers
+    on_24 = estimate(shapes, config, lora, dtype="bf16", grad_checkpointing=True, positions=4096)
+    on_48 = estimate(shapes, config, lora, dtype="bf16", grad_checkpointing=False, positions=4096)
+    qlora = estimate(shapes, config, lora, quantize="4bit", grad_checkpointing=True, positions=4096)
+    assert 5.3e9 < on_24["base_params"] < 5.5e9  # the 3B backbone plus the DualFFN audio path
+    assert on_24["total_gib"] < 20 < on_48["total_gib"] < 44 and qlora["total_gib"] < 8
+
+
+def test_4bit_is_refused_off_cuda_before_anything_loads(tiny_higgs_hf, trained, tmp_path):
+    args = ["--model", tiny_higgs_hf, "--manifest", trained["manifest"], "-o", tmp_path / "q", "--quantize", "4bit",
+            "--device", "cpu"]  # fmt: skip
+    result = CliRunner().invoke(lora_train, [str(a) for a in args])
+    assert result.exit_code == 1
+    assert "Error: --quantize 4bit needs a CUDA GPU (bitsandbytes); this run is on cpu" in result.output

@@ -67,13 +67,10 @@ class TrainConfig:
     strict: bool = False  # a bad manifest record or clip stops the run (default: warned about, skipped)
 
     # Higgs Audio v2 (other families ignore these)
-    reference: str = (
-        "auto"  # auto: a clip of the same speaker before each target (ChatML records bring theirs) | none
-    )
-    text_loss: bool = False  # also train the text head's loss (the model's text_lm_head; loaded when asked)
-    grad_checkpointing: bool | None = (
-        None  # recompute activations in backward; None: on for models over 2B parameters
-    )
+    reference: str = "auto"  # auto: a same-speaker clip before each target (ChatML brings its own) | none
+    text_loss: bool = False  # also train on the text head's loss (text_lm_head, loaded when asked)
+    grad_checkpointing: bool | None = None  # recompute activations in backward; None: on over 2B parameters
+    quantize: str | None = None  # 4bit: QLoRA, the frozen base in 4 bits (bitsandbytes, CUDA only)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -59,7 +59,31 @@ def _check(info: dict, path) -> None:
         )
 
 
-def load_model(path, dtype=None, use_text_head: bool = False, device: str | None = None):
+def quantization(device: str, quantize: str | None):
+    """transformers' ``BitsAndBytesConfig`` for ``--quantize 4bit`` (QLoRA: NF4 weights, bf16 compute).
+
+    CUDA and bitsandbytes only; anything else is one clear error before any weight loads.
+    """
+    if quantize is None:
+        return None
+    if quantize != "4bit":
+        raise VoxloraError(f"--quantize {quantize}: only 4bit is supported")
+    if not str(device).startswith("cuda"):
+        raise VoxloraError(f"--quantize 4bit needs a CUDA GPU (bitsandbytes); this run is on {device}")
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError:
+        raise VoxloraError("--quantize 4bit needs bitsandbytes: pip install bitsandbytes") from None
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    return BitsAndBytesConfig(
+        load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16,
+        bnb_4bit_use_double_quant=True,
+    )  # fmt: skip
+
+
+def load_model(path, dtype=None, use_text_head: bool = False, device: str | None = None, quantize=None):
     """``HiggsAudioV2ForConditionalGeneration`` with every tensor loaded (either layout)."""
     import torch
     from transformers import HiggsAudioV2Config, HiggsAudioV2ForConditionalGeneration
@@ -68,6 +92,8 @@ def load_model(path, dtype=None, use_text_head: bool = False, device: str | None
     config = read_config(path)
     dtype = dtype or torch.float32
     kwargs = dict(dtype=dtype, output_loading_info=True, use_text_head=use_text_head)
+    if quantize:
+        kwargs |= dict(quantization_config=quantization(device or "cpu", quantize), device_map={"": device})
     if config.get("model_type") == "higgs_audio":
         hf_config = HiggsAudioV2Config(**layout.config_from_original(config, str(path / "config.json")))
         state = layout.to_transformers(_read_weights(path))
@@ -82,7 +108,7 @@ def load_model(path, dtype=None, use_text_head: bool = False, device: str | None
     else:
         raise VoxloraError(f"{path}: model_type {config.get('model_type')!r} is not Higgs Audio v2")
     _check(info, path)
-    if device:
+    if device and not quantize:
         model = model.to(device)
     return model.eval()
 

@@ -18,9 +18,10 @@ import torch
 from voxlora.backends.torch.codec import codec_identity
 from voxlora.backends.torch.rng import restore_rng, rng_tensors
 from voxlora.backends.torch.train import TorchStepper, pick_device
+from voxlora.errors import VoxloraError
 from voxlora.families.higgs_audio_v2 import data
 from voxlora.families.higgs_audio_v2.codec import SAMPLE_RATE
-from voxlora.families.higgs_audio_v2.load import load_model, load_processor
+from voxlora.families.higgs_audio_v2.load import load_model, load_processor, quantization
 from voxlora.families.higgs_audio_v2.loss import higgs_loss
 
 log = logging.getLogger("voxlora")
@@ -38,10 +39,20 @@ class HiggsTraining:
             from transformers.utils import logging as hf_logging
 
             hf_logging.disable_progress_bar()
+        quantize = getattr(config, "quantize", None)
+        if quantize and config.full:
+            raise VoxloraError("--quantize 4bit trains LoRA on a frozen 4-bit base; not with --full")
+        quantization(self.device, quantize)  # refused before anything loads
         self.processor = load_processor(source, device=self.device)
         text_head = bool(getattr(config, "text_loss", False))
         dtype = DTYPES["fp32" if config.full else config.dtype]
-        self.model = load_model(source, dtype=dtype, use_text_head=text_head, device=self.device)
+        self.model = load_model(
+            source, dtype=dtype, use_text_head=text_head, device=self.device, quantize=quantize
+        )
+        if quantize:
+            from peft import prepare_model_for_kbit_training
+
+            self.model = prepare_model_for_kbit_training(self.model, use_gradient_checkpointing=False)
         tok = self.processor.audio_tokenizer.config
         self.frame_rate = float(SAMPLE_RATE / tok.hop_length)
         self.max_positions = int(self.model.config.max_position_embeddings)
