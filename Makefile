@@ -7,7 +7,7 @@ PYTHON ?= python3
 # Prefer it there (no multi-GB CUDA download); everywhere else torch comes from the index as usual.
 LOCAL_TORCH := $(firstword $(wildcard /opt/wheels/torch-2.13.0*.whl))
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo demo-higgs test lint bench clean
 
 setup: $(STAMP)
 
@@ -21,6 +21,10 @@ $(STAMP): pyproject.toml
 demo: setup
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash demo.sh demo-out
 
+# the same pipeline on a tiny Higgs Audio v2 (transformers' classes, made by code)
+demo-higgs: setup
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash demo-higgs.sh demo-higgs-out
+
 test: setup
 	$(PY) -m pytest -q tests shared
 
@@ -33,4 +37,4 @@ bench: setup
 	$(PY) -m bench $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) demo-out bench/work
+	rm -rf $(VENV) demo-out demo-higgs-out bench/work
