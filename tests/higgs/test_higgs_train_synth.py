@@ -31,6 +31,9 @@ def run(cli, args):
 @pytest.fixture(scope="module")
 def trained(tiny_higgs_hf, tmp_path_factory):
     """lora-init (r 4, attn + audio-ffn), then lora-train on 4 clips, one batch of all 4 per step."""
+    from voxlora.codes_cache import file_sha256
+
+    before = {f.name: file_sha256(f) for f in tiny_higgs_hf.iterdir() if f.is_file()}
     root = tmp_path_factory.mktemp("higgs-run")
     manifest = make_manifest(root / "data", n=4, seconds=0.4)
     a0 = root / "a0"
@@ -39,6 +42,9 @@ def trained(tiny_higgs_hf, tmp_path_factory):
     common = ["--model", tiny_higgs_hf, "--manifest", manifest, "--max-steps", STEPS, "--reference", "none"]
     run(lora_train, [*common, "--adapter", a0, "-o", out, "--save-mode", "both", *PLAIN])
     metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert {
+        f.name: file_sha256(f) for f in tiny_higgs_hf.iterdir() if f.is_file()
+    } == before  # base untouched
     return {"manifest": manifest, "a0": a0, "out": out, "losses": [m["loss"] for m in metrics if "loss" in m]}
 
 
@@ -87,8 +93,12 @@ def test_peft_loads_the_adapter_with_the_same_logits_and_the_merged_model_loads(
         )
         assert not any(info[k] for k in ("missing_keys", "unexpected_keys", "mismatched_keys"))
         torch.testing.assert_close(merged(**batch.model_inputs()).logits, want, rtol=1e-4, atol=1e-4)
-    untouched = load_model(tiny_higgs_hf).state_dict()  # the base folder is never written
-    assert all(torch.equal(v, base.state_dict()[k]) for k, v in untouched.items() if k in base.state_dict())
+    from safetensors.torch import load_file
+
+    trained_keys = load_file(trained["out"] / "adapter_model.safetensors").keys()
+    assert trained_keys and all(
+        ".lora_A." in k or ".lora_B." in k for k in trained_keys
+    )  # the rest stayed frozen
 
 
 @pytest.fixture(scope="module")
@@ -180,3 +190,17 @@ def test_4bit_is_refused_off_cuda_before_anything_loads(tiny_higgs_hf, trained, 
     result = CliRunner().invoke(lora_train, [str(a) for a in args])
     assert result.exit_code == 1
     assert "Error: --quantize 4bit needs a CUDA GPU (bitsandbytes); this run is on cpu" in result.output
+
+
+def test_full_training_saves_a_model_synth_and_from_pretrained_load(tiny_higgs_hf, trained, tmp_path):
+    from transformers import HiggsAudioV2ForConditionalGeneration
+
+    out = tmp_path / "full"
+    run(lora_train, ["--model", tiny_higgs_hf, "--manifest", trained["manifest"], "-o", out, "--full",
+                     "--max-steps", 1, "--reference", "none"])  # fmt: skip
+    model = HiggsAudioV2ForConditionalGeneration.from_pretrained(out)
+    assert not torch.equal(model.audio_lm_head.weight, load_model(tiny_higgs_hf).audio_lm_head.weight)
+    clip = Synthesizer(SynthConfig(model=str(out), max_seconds=0.4)).speak(
+        Request(text="Hi.", out=tmp_path / "f.wav")
+    )
+    assert sf.info(tmp_path / "f.wav").samplerate == 24000 and clip.codes.shape[1] == 8

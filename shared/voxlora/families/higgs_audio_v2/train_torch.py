@@ -11,7 +11,9 @@ layer's activations in the backward pass. The loss is `loss.higgs_loss`: audio s
 
 import gc
 import logging
+import shutil
 from functools import cached_property
+from pathlib import Path
 
 import torch
 
@@ -26,6 +28,8 @@ from voxlora.families.higgs_audio_v2.loss import higgs_loss
 
 log = logging.getLogger("voxlora")
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+PROCESSOR_FILES = ("processor_config.json", "chat_template.jinja", "tokenizer.json", "tokenizer_config.json",
+                   "special_tokens_map.json", "audio_tokenizer")  # fmt: skip
 BIG = 2e9  # parameters above which --grad-checkpointing is on unless asked otherwise
 
 
@@ -33,7 +37,7 @@ class HiggsTraining:
     name = "torch"
 
     def __init__(self, config, source):
-        self.config = config
+        self.config, self.source = config, Path(source)
         self.device = pick_device(config.device)
         if not logging.getLogger("voxlora").isEnabledFor(logging.DEBUG):
             from transformers.utils import logging as hf_logging
@@ -121,8 +125,15 @@ class HiggsTraining:
         return adapter_from_model(model, like=like)
 
     def save_model(self, model, folder) -> None:
+        """--full: the model (transformers' layout) and the base's processor files beside it, so
+        ``synth --model FOLDER`` and ``HiggsAudioV2ForConditionalGeneration.from_pretrained`` both load it."""
         model.save_pretrained(folder)
-        self.processor.tokenizer.save_pretrained(folder)
+        for name in PROCESSOR_FILES:
+            src = self.source / name
+            if src.is_dir():
+                shutil.copytree(src, Path(folder) / name, dirs_exist_ok=True)
+            elif src.is_file():
+                shutil.copyfile(src, Path(folder) / name)
 
     rng_tensors = staticmethod(rng_tensors)
     restore_rng = staticmethod(restore_rng)
