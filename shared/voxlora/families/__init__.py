@@ -1,4 +1,11 @@
-"""Model families as data: what a checkpoint of each TTS model looks like to voxlora's file tools.
+"""Model families: one package per TTS model (``csm``, ``higgs_audio_v2``, ``voxcpm``).
+
+    layout.py      `Family`: a checkpoint's layout as data (what the file tools read)
+    base.py        the interface a family's model code fills to train and speak (TrainModel, SpeakModel)
+    registry.py    family name -> that model code (`for_model(folder)`)
+    <family>/      ``__init__.py``: its `Family`; the model code, for the families that have it
+
+Model families as data: what a checkpoint of each TTS model looks like to voxlora's file tools.
 
 A `Family` says, for one model (Sesame CSM, Higgs Audio v2, VoxCPM), where its transformer layers
 are in the tensor names, which linears each layer has, the presets ``--targets`` accepts, the
