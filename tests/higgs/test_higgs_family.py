@@ -189,3 +189,24 @@ def test_reference_pairing_and_chatml_records(higgs_processor, tmp_path):
     batch = store.batch(torch.tensor([0, 1]))
     assert batch.n_backbone == int(store.frames[:2].sum())  # the targets' frames: references are context
     assert int(store.lengths[0]) == store.batch(torch.tensor([0])).inputs.input_ids.shape[1]
+
+
+@pytest.mark.parametrize(
+    "module, name, protocol",
+    [("train_torch", "HiggsTraining", "TrainModel"), ("speak", "HiggsSynth", "SpeakModel")],
+)
+def test_higgs_fills_the_family_interface(module, name, protocol):
+    import importlib
+    import inspect
+
+    from voxlora.families import base, registry
+
+    from tests.structure.test_families import members
+
+    assert registry.model_family("higgs-audio-v2").layout.name == "higgs-audio-v2"
+    cls = getattr(importlib.import_module(f"voxlora.families.higgs_audio_v2.{module}"), name)
+    source = inspect.getsource(cls)
+    missing = sorted(
+        m for m in members(getattr(base, protocol)) if not hasattr(cls, m) and f"self.{m} =" not in source
+    )
+    assert missing == []
