@@ -204,3 +204,25 @@ def test_full_training_saves_a_model_synth_and_from_pretrained_load(tiny_higgs_h
         Request(text="Hi.", out=tmp_path / "f.wav")
     )
     assert sf.info(tmp_path / "f.wav").samplerate == 24000 and clip.codes.shape[1] == 8
+
+
+def test_synth_cli_batch_from_stdin_with_several_adapters_and_a_context(tiny_higgs_hf, trained, tmp_path):
+    from voxlora.cli.synth import main as synth_main
+
+    clip = trained["manifest"].parent / "clips" / "clip_001.wav"
+    lines = [
+        "Plain text first.",
+        json.dumps({"text": "With the trained adapter.", "adapter": str(trained["out"]), "seed": 3}),
+        json.dumps({"text": "With lora-init's.", "adapter": str(trained["a0"]), "seed": 3}),
+        json.dumps(
+            {"text": "Cloned.", "context": [{"audio": str(clip), "text": "Glue the sheet."}], "seed": 3}
+        ),
+    ]
+    args = ["--model", str(tiny_higgs_hf), "--max-seconds", "0.6", "--out-dir", str(tmp_path / "gen")]
+    result = CliRunner().invoke(synth_main.cli, args, input="\n".join(lines) + "\n")
+    assert result.exit_code == 0, result.output
+    records = [json.loads(x) for x in result.stdout.splitlines()]
+    assert [r["adapter"] for r in records] == [None, str(trained["out"]), str(trained["a0"]), None]
+    for r in records:
+        wave, rate = sf.read(r["audio"])
+        assert rate == 24000 and len(wave) == r["frames"] * 960 and r["frames"] <= 15
