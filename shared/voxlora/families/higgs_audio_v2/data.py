@@ -121,7 +121,7 @@ def prepare_clips(records, processor, cache, reference: str = "auto", progress=N
                 stats.encoded += not cached
                 stats.cached += cached
         chat = hb.prompt_text(processor, hb.conversation(record["text"], ref["text"] if ref else None))
-        ids = processor.tokenizer(chat, add_special_tokens=False).input_ids
+        ids = processor.tokenizer(chat).input_ids  # as `batch.build_batch` (and the processor) tokenize it
         K = int(codes["target"].shape[0])
         clips.append(HiggsClip(where, chat, ids, codes["target"], codes.get("reference"), K - 1))
         stats.clips += 1
