@@ -196,6 +196,10 @@ def iter_manifest(source, resolve: bool = True) -> Iterator[Entry]:
                     **record["reference"],
                     "audio": resolve_audio(record["reference"]["audio"], base),
                 }
+            if (
+                isinstance(record.get("ref_audio"), str) and record["ref_audio"].strip()
+            ):  # VoxCPM's prompt clip
+                record["ref_audio"] = resolve_audio(record["ref_audio"], base)
         yield Entry(where, record=record, original=obj)
 
 
