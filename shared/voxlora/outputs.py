@@ -183,7 +183,7 @@ def _train_run(folder: Path) -> str | None:
     steps = sorted(p.name for p in folder.glob("step_*") if p.is_dir())
     if steps:
         return f"checkpoints of an earlier run ({steps[-1]}/)"
-    return "a finished training run"
+    return "an earlier training run"
 
 
 # lora-init: a fresh adapter; another lora-init adapter is replaced, a trained one only with --overwrite.
