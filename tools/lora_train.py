@@ -84,9 +84,7 @@ def cli(model, manifest, output, adapter, settings, nproc, **options):
     lora-init --model M -r 16 --targets attn -o a0 && lora-train --model M --adapter a0 --manifest t.jsonl -o a1
     hf-fetch ./corpus --out-dir c | mkmanifest - --sample-rate 24000 --out-dir w | lora-train --model M --manifest - -o a2
     """
-    from voxlora.train import distributed
-    from voxlora.train.recipe import run as run_training
-    from voxlora.train.signals import Interrupted, Stopped, StopSignals, Terminated
+    from voxlora.train import run_folder
 
     source = click.get_current_context().get_parameter_source
     explicit = ["--" + f.replace("_", "-") for f in LORA_FLAGS if source(f) == ParameterSource.COMMANDLINE]
@@ -94,6 +92,12 @@ def cli(model, manifest, output, adapter, settings, nproc, **options):
         raise click.UsageError(f"{', '.join(explicit)}: LoRA options describe a fresh adapter; not with --adapter or --full")
     options["max_grad_norm"] = options["max_grad_norm"] or None
     config = TrainConfig(model=model, manifest=manifest, out=str(output), adapter=adapter and str(adapter), **options)
+    run_folder.check(output, config)  # the output folder's rule, before torch is even imported
+
+    from voxlora.train import distributed
+    from voxlora.train.recipe import run as run_training
+    from voxlora.train.signals import Interrupted, Stopped, StopSignals, Terminated
+
     if nproc > 1:  # torchrun on this machine, each process running this command less --nproc
         from voxlora.train.launch import launch, without_nproc
 

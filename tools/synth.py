@@ -86,7 +86,6 @@ def cli(text, contexts, context_texts, output, out_dir, strict, overwrite, **opt
     from voxlora import outputs
     from voxlora.devices import check_device
     from voxlora.synth.requests import ContextClip, make_request, read_requests
-    from voxlora.synth.synthesizer import Synthesizer
 
     config = SynthConfig(
         context=[ContextClip(a, t) for a, t in zip(contexts, context_texts, strict=True)], **options
@@ -98,8 +97,6 @@ def cli(text, contexts, context_texts, output, out_dir, strict, overwrite, **opt
     if out_dir:
         kind = outputs.wav_folder("synth")
         outputs.check_dir(out_dir, kind, inputs + [("the --adapter folder", config.adapter)])
-        os.makedirs(out_dir, exist_ok=True)
-        outputs.mark_dir(out_dir, kind)
     if batch:
         if sys.stdin.isatty():
             click.echo("synth: reading lines of text from stdin (Ctrl-D to end)", err=True)
@@ -110,8 +107,13 @@ def cli(text, contexts, context_texts, output, out_dir, strict, overwrite, **opt
         requests = itertools.chain([first], requests)
     else:  # checked before the model loads: a bad TEXT fails at once
         requests = iter([make_request({"text": text}, 1, config, out_dir, "", out=output)])
+    from voxlora.synth.synthesizer import Synthesizer  # torch: only now that the checks are done
+
     if config.adapter:  # made for this base? (checked before the model loads)
         Synthesizer.check_adapter_base(config, config.adapter)
+    if out_dir:  # what says "synth wrote this folder" next time
+        os.makedirs(out_dir, exist_ok=True)
+        outputs.mark_dir(out_dir, kind)
 
     synth = Synthesizer(config)
     failed = made = 0

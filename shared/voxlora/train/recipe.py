@@ -32,7 +32,8 @@ RUN_CONFIG = "voxlora-train.json"
 
 
 def check_writable(out: Path) -> None:
-    """Create ``out`` and prove a file can be written there (before any long work)."""
+    """Prove a file can be written in ``out`` (before any long work); folders made for it are made again later."""
+    made = next((p for p in [*reversed(out.absolute().parents), out.absolute()] if not p.exists()), None)
     try:
         out.mkdir(parents=True, exist_ok=True)
         probe = out / f".write-test-{os.getpid()}"
@@ -40,6 +41,9 @@ def check_writable(out: Path) -> None:
         probe.unlink()
     except OSError as e:
         raise VoxloraError(f"{out}: cannot write the output folder ({e.strerror or e})") from None
+    finally:  # a run refused later (a bad manifest) leaves no empty folder behind
+        if made is not None:
+            shutil.rmtree(made, ignore_errors=True)
 
 
 def read_records(manifest: str, strict: bool = False, jobs: int = 1) -> list[dict]:

@@ -18,15 +18,20 @@ from voxlora import outputs
 log = logging.getLogger("voxlora")
 
 
-def claim(out: Path, config) -> Path | None:
-    """Check OUT for this run (one-line `VoxloraError`); with --overwrite move an earlier run aside.
-
-    Returns the folder the earlier run was moved into (for `release`), or None.
-    """
+def check(out: Path, config) -> None:
+    """Refuse OUT for this run in one line (`voxlora.outputs.check_dir`); changes nothing."""
     inputs = [("the --adapter folder", config.adapter)] if config.adapter else []
     if Path(config.model).exists():
         inputs.append(("the base model's folder", config.model))
     outputs.check_dir(out, outputs.TRAIN_RUN, inputs, overwrite=config.overwrite, resume=config.resume)
+
+
+def claim(out: Path, config) -> Path | None:
+    """`check` OUT; with --overwrite move an earlier run aside.
+
+    Returns the folder the earlier run was moved into (for `release`), or None.
+    """
+    check(out, config)
     if not (config.overwrite and not config.resume and out.is_dir()):
         return None
     earlier = [p for p in sorted(out.iterdir()) if not p.name.startswith(".")]
