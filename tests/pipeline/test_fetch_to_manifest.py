@@ -30,7 +30,7 @@ def test_fetch_pipe_mkmanifest_gives_24k_mono_clips(tmp_path):
     assert run.returncode == 0, run.stderr
     assert "Traceback" not in run.stderr
     records = [json.loads(line) for line in (tmp_path / "train.jsonl").read_text().splitlines()]
-    assert len(records) == 5 and len(list((tmp_path / "a").iterdir())) == 5
+    assert len(records) == 5 and len(list((tmp_path / "a").glob("*.wav"))) == 5
     for r in records:
         info = sf.info(r["audio"])
         assert (info.samplerate, info.channels, info.subtype) == (24000, 1, "PCM_16")

@@ -32,7 +32,8 @@ RUN_CONFIG = "voxlora-train.json"
 
 
 def check_writable(out: Path) -> None:
-    """Create ``out`` and prove a file can be written there (before any long work)."""
+    """Prove a file can be written in ``out`` (before any long work); folders made for it are made again later."""
+    made = next((p for p in [*reversed(out.absolute().parents), out.absolute()] if not p.exists()), None)
     try:
         out.mkdir(parents=True, exist_ok=True)
         probe = out / f".write-test-{os.getpid()}"
@@ -40,6 +41,9 @@ def check_writable(out: Path) -> None:
         probe.unlink()
     except OSError as e:
         raise VoxloraError(f"{out}: cannot write the output folder ({e.strerror or e})") from None
+    finally:  # a run refused later (a bad manifest) leaves no empty folder behind
+        if made is not None:
+            shutil.rmtree(made, ignore_errors=True)
 
 
 def read_records(manifest: str, strict: bool = False, jobs: int = 1) -> list[dict]:
@@ -82,13 +86,10 @@ def load_adapter_for(path, folder: Path, config: TrainConfig):
     """An adapter folder checked against the base: same fingerprint, every tensor fits."""
     from voxlora import targets
     from voxlora.adapter import base_fingerprint, read_adapter, require_fits
+    from voxlora.adapter_base import check_base
 
     adapter = read_adapter(path)
-    theirs, ours = adapter.meta.get("base_fingerprint"), base_fingerprint(folder)
-    if theirs and theirs != ours:
-        raise VoxloraError(
-            f"{path}: made for another model (base fingerprint {theirs}, {config.model} has {ours})"
-        )
+    check_base(adapter, path, config.model, base_fingerprint(folder), allow=config.allow_other_base)
     require_fits(adapter, targets.base_shapes(folder), str(path))
     return adapter
 
@@ -160,23 +161,18 @@ def run(config: TrainConfig, settings=None, on_clip=None, on_step=None, stop=Non
     after the current step with a checkpoint, and `signals.Stopped` is raised.
     ``world`` (`distributed.World`): this process's rank in a torchrun job; only rank 0 yields and writes.
     """
-    from voxlora.train import checkpoint, distributed
+    from voxlora.train import checkpoint, distributed, run_folder
 
     world = world or distributed.World()
     config = resolve(config)
     distributed.check_config(config, world)
     out = Path(config.out)
+    if config.resume and not checkpoint.checkpoints(out):
+        raise VoxloraError(f"{out}: nothing to resume (no step_NNNNNNN/ checkpoint in it)")
+    aside = run_folder.claim(out, config) if world.is_main else None  # voxlora.outputs' rule for OUT
     check_writable(out)
     for leftover in checkpoint.clean_partial(out) if world.is_main else ():
         log.info("removed %s (left by a killed run)", leftover)
-    earlier = checkpoint.checkpoints(out)
-    if config.resume and not earlier:
-        raise VoxloraError(f"{out}: nothing to resume (no step_NNNNNNN/ checkpoint in it)")
-    if earlier and not config.resume:
-        raise VoxloraError(
-            f"{out}: holds checkpoints of an earlier run ({earlier[-1].name}/); "
-            "add --resume to continue it, or choose another output folder"
-        )
 
     from voxlora.models.csm import base_name, model_dir, read_config
 
@@ -210,6 +206,7 @@ def run(config: TrainConfig, settings=None, on_clip=None, on_step=None, stop=Non
     yield from _train(
         config, folder, out, adapter, records, val_records, on_clip, on_step, resume, stop, world
     )
+    run_folder.release(aside)  # the new result is written: the earlier run (--overwrite) goes
 
 
 def require_room_for_checkpoints(out: Path, config: TrainConfig, folder: Path, adapter) -> None:
