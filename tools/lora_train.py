@@ -61,6 +61,10 @@ def choice(name: str, **kwargs):
 @opt("--keep-last", type=POSITIVE, help="Checkpoints kept.")
 @choice("save_mode", help="lora: the adapter; full: a merged model (OUT/merged); both.")
 @opt("--cache-dir", help="Mimi codes cache [default: voxlora-codes/ beside OUT]; safe to delete.")
+@opt("--sample-every", type=COUNT, help="Speak the sample texts into OUT/samples/step_NNNNNNN/ every N steps (scored with [eval]).")
+@opt("--sample-texts", type=click.Path(dir_okay=False), help="Sample texts, one per line [default: the first two of the val (else train) manifest].")
+@opt("--sample-max-seconds", type=click.FloatRange(min=0, min_open=True), help="Longest sample clip.")
+@opt("--keep-best", type=click.Choice(["val_loss", "wer", "speaker_sim"]), help="Keep OUT/best/: the adapter at the best value so far.")
 @opt("--resume", is_flag=True, help="Continue from the newest checkpoint in OUT (same settings).")
 @opt("--strict", is_flag=True, help="Stop at the first bad record or clip (default: warn, skip it).")
 @overwrite_option

@@ -203,6 +203,8 @@ TRAIN_RUN = DirKind(
         "metrics.jsonl",
         "loss.png",
         "step_*",
+        "samples",  # --sample-every
+        "best",  # --keep-best
         "merged",
         "*.safetensors",
         "model.safetensors.index.json",

@@ -71,11 +71,17 @@ def trim_pauses(x: np.ndarray) -> np.ndarray:
     frames = x[: n * WINDOW].reshape(n, WINDOW).astype(np.float64)
     db = 10.0 * np.log10(np.mean(frames**2, axis=1) + 1e-12)
     voiced = (db > db.max() - SILENCE_DB).astype(np.float64)
-    smooth = np.convolve(voiced, np.ones(SMOOTH) / SMOOTH, mode="same") >= 0.5
-    keep = np.convolve(smooth.astype(np.float64), np.ones(MAX_PAUSE + 1), mode="same") > 0
+    smooth = _centred(voiced, np.ones(SMOOTH) / SMOOTH) >= 0.5
+    keep = _centred(smooth.astype(np.float64), np.ones(MAX_PAUSE + 1)) > 0
     if not keep.any():
         return x
     return frames[keep].reshape(-1).astype(np.float32)
+
+
+def _centred(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """``np.convolve(x, kernel, "same")`` that keeps ``len(x)`` even when the kernel is longer."""
+    start = (len(kernel) - 1) // 2
+    return np.convolve(x, kernel, mode="full")[start : start + len(x)]
 
 
 _MEL = None

@@ -105,3 +105,8 @@ def test_a_missing_encoder_is_one_line(tmp_path):
 
     with pytest.raises(VoxloraError, match="cannot load this speaker encoder"):
         load_speaker_encoder(str(tmp_path / "nope"))
+
+
+def test_a_clip_shorter_than_the_smoothing_window_embeds(encoder):
+    x = voices.noise(0.16, 16000)[0]  # five 30 ms windows: fewer than the 8 the smoothing spans
+    assert encoder.embed(x, 16000).shape == (256,)

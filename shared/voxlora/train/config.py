@@ -68,6 +68,14 @@ class TrainConfig:
     overwrite: bool = False  # replace a finished run or checkpoints in OUT (voxlora.outputs)
     allow_other_base: bool = False  # apply --adapter made for another base (a warning instead of an error)
 
+    # listening samples and the best checkpoint (voxlora.train.samples)
+    sample_every: int = 0  # speak the sample texts into OUT/samples/step_NNNNNNN/ every N steps (0: never)
+    sample_texts: str | None = (
+        None  # a file, one text per line; None: the first texts of the val (else train) manifest
+    )
+    sample_max_seconds: float = 10.0  # longest sample clip
+    keep_best: str | None = None  # val_loss | wer | speaker_sim: keep OUT/best/ at the best value so far
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
@@ -143,4 +151,30 @@ def resolve(config: TrainConfig) -> TrainConfig:
         raise UsageError("--val-every needs --val-manifest")
     if c.warmup_steps < 0 or c.weight_decay < 0 or c.val_every < 0 or c.save_every < 0:
         raise UsageError("--warmup-steps, --weight-decay, --val-every and --save-every cannot be negative")
+    check_samples(c)
     return c
+
+
+def check_samples(c: TrainConfig) -> None:
+    """--sample-every and --keep-best: what each needs (usage errors, before anything loads)."""
+    if c.sample_every < 0:
+        raise UsageError("--sample-every cannot be negative")
+    if c.sample_every and c.full:
+        raise UsageError("--sample-every speaks through the adapter being trained; not with --full")
+    if c.sample_texts and not c.sample_every:
+        raise UsageError("--sample-texts needs --sample-every N")
+    if c.keep_best is None:
+        return
+    if c.keep_best not in ("val_loss", "wer", "speaker_sim"):
+        raise UsageError(f"--keep-best must be one of val_loss, wer, speaker_sim, got {c.keep_best}")
+    if c.full:
+        raise UsageError("--keep-best keeps an adapter; not with --full")
+    if c.keep_best == "val_loss" and not c.val_manifest:
+        raise UsageError("--keep-best val_loss needs --val-manifest (and --val-every N)")
+    if c.keep_best != "val_loss":
+        from voxlora.train.samples import eval_extras_installed
+
+        if not c.sample_every:
+            raise UsageError(f"--keep-best {c.keep_best} needs --sample-every N (it scores the samples)")
+        if not eval_extras_installed():
+            raise VoxloraError(f'--keep-best {c.keep_best} scores the samples: pip install "voxlora[eval]"')

@@ -340,6 +340,13 @@ def _train(
         atomic_write_text(out / RUN_CONFIG, json.dumps(run_record, indent=1) + "\n")
 
     saver = Saver(backend, model, adapter, folder, config)
+    from voxlora.train.samples import BestKeeper, Sampler
+
+    sampler = (
+        Sampler(config, out, saver, records, val_records) if config.sample_every and world.is_main else None
+    )
+    keeper = BestKeeper(config.keep_best, out, saver) if config.keep_best and world.is_main else None
+    sampled = []  # sample lines made at a step, printed after that step's own lines
 
     def save(state, optimizer, scaler):
         checkpoint.write_checkpoint(
@@ -377,6 +384,10 @@ def _train(
 
     def stepped(s):
         done[0] = s.step
+        if sampler is not None and sampler.due(s.step):  # the model is at step s.step here
+            sampled.append(sampler.sample(s.step))
+            if keeper is not None:
+                keeper.offer(sampled[-1])
         if on_step is not None:
             on_step(s)
 
@@ -389,11 +400,15 @@ def _train(
             val_store=val_store, state=state, optimizer_state=optimizer_state, save=save, on_step=stepped,
             should_stop=distributed.agreed_stop(world, stop),
         ):  # fmt: skip
-            log_file.write(record)
-            history.append(record)
+            if keeper is not None:
+                keeper.offer(record)  # val_loss: the generator is paused, the model still at this step
+            for line in [record, *sampled]:
+                log_file.write(line)
+                history.append(line)
+                if world.is_main:
+                    yield line
+            sampled.clear()
             step = record["step"]
-            if world.is_main:
-                yield record
     except NonFinite as e:
         last = checkpoint.checkpoints(out)
         keep = f"the last good checkpoint, {last[-1]}, is intact" if last else "no checkpoint was saved"
@@ -423,6 +438,8 @@ def _train(
         yield {"model": str(out), "step": step}
         return
     result = {"adapter": str(out)} if config.save_mode != "full" else {}
+    if keeper is not None and keeper.result() is not None:
+        result["best"] = keeper.result()
     if config.save_mode in ("full", "both"):
         result["merged"] = str(out / "merged")
     yield {**result, "step": step, "model": config.model}
