@@ -65,3 +65,12 @@ import sys
 r = json.loads(open(sys.argv[1], encoding="utf-8").readline())
 print(f"speech: {r['audio']} ({r['duration']:.2f} s at {r['sample_rate']} Hz, adapter {r['adapter']})")
 EOF
+
+# 6. Did the fine-tune work? Two held-out sentences the adapter never heard, spoken by the demo's
+#    voice (the real recordings), by the base and by the adapter; lora-eval scores every clip and
+#    prints the table (the tiny model's numbers are poor: the real row shows what good looks like).
+echo "== 6. lora-eval -> $OUT/report/index.html" >&2
+python -c 'import sys; from voxlora.demo_corpus import write_held_out; write_held_out(sys.argv[1])' "$OUT/held-out"
+OMP_NUM_THREADS=1 lora-eval --model "$OUT/tiny-csm" --adapter "$OUT/a1" --manifest "$OUT/held-out/held_out.jsonl" \
+  -o "$OUT/report" --max-seconds 3 > "$OUT/eval.jsonl" 2> "$OUT/eval.log" || { cat "$OUT/eval.log" >&2; exit 1; }
+awk '/^system /{table=1} table' "$OUT/eval.log"   # the table, any finding, and the report's path

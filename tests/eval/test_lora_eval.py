@@ -113,3 +113,37 @@ def test_synth_clips_on_stdin_are_scored_against_a_reference(spoken, held_out, t
 def test_usage_errors_exit_2(args, message):
     result = invoke(args)
     assert result.exit_code == 2 and message in result.output
+
+
+def _browser():
+    import shutil
+
+    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
+        path = shutil.which(name)
+        if path:
+            return path
+    pytest.skip("no Chromium or Chrome on PATH to render the report headless (apt-get install chromium)")
+
+
+def test_report_renders_in_headless_chromium(spoken, tmp_path):
+    import subprocess
+    from urllib.parse import unquote, urlparse
+
+    browser = _browser()
+    out, _ = spoken
+    page = (out / "index.html").resolve().as_uri()
+    common = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+              f"--user-data-dir={tmp_path / 'profile'}", "--allow-file-access-from-files"]  # fmt: skip
+    dom = subprocess.run([*common, "--dump-dom", page], capture_output=True, text=True, timeout=120)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert "<h1>lora-eval report</h1>" in dom.stdout and "<svg" in dom.stdout
+    sources = re.findall(r'<audio[^>]* src="([^"]+)"', dom.stdout)
+    assert len(sources) == 8
+    base = out.resolve()
+    for src in sources:  # what the browser holds: relative to the page, each a file on disk
+        target = Path(unquote(urlparse(src).path)) if src.startswith("file:") else base / unquote(src)
+        assert target.is_file(), src
+    shot = tmp_path / "report.png"
+    run = subprocess.run([*common, f"--screenshot={shot}", "--window-size=1400,1000", page],
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert run.returncode == 0 and shot.stat().st_size > 10_000, run.stderr[-2000:]

@@ -33,7 +33,7 @@ class Scorer:
         if self._asr is None:
             from voxlora.asr import load_recognizer
 
-            self._asr = load_recognizer(self.asr_name, self.device)
+            self._asr = _loaded(load_recognizer, self.asr_name, self.device)
         return self._asr
 
     @property
@@ -41,7 +41,7 @@ class Scorer:
         if self._encoder is None:
             from voxlora.speaker_embed import load_speaker_encoder
 
-            self._encoder = load_speaker_encoder(self.encoder_name, self.device)
+            self._encoder = _loaded(load_speaker_encoder, self.encoder_name, self.device)
         return self._encoder
 
     def names(self) -> dict:
@@ -74,6 +74,17 @@ class Scorer:
             scoring.length_check(text, duration, self.reference_durations.get(scoring.normalize(text)))
         )
         return out
+
+
+_LOADED: dict = {}
+
+
+def _loaded(loader, name, device):
+    """Each recogniser or encoder loaded once per process (lora-train samples many times, tests run many)."""
+    key = (loader.__name__, name, device)
+    if key not in _LOADED:
+        _LOADED[key] = loader(name, device)
+    return _LOADED[key]
 
 
 def load_audio(path, where: str = "") -> tuple[np.ndarray, int]:
