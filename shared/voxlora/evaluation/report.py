@@ -25,7 +25,7 @@ def _e(value) -> str:
     return html.escape(str(value), quote=True)
 
 
-def chart(rows: list[dict], width: int = 520, bar_h: int = 14) -> str:
+def chart(rows: list[dict], width: int = 660, bar_h: int = 14) -> str:
     """Horizontal bars, two per system: mean WER (0..1, lower is better), mean similarity (0..1, higher is better)."""
     label_w, top = 170, 24
     scale = width - label_w - 50
