@@ -101,7 +101,7 @@ class WhisperRecognizer:
         self.name = str(name)
         try:
             self._pipe = pipeline("automatic-speech-recognition", model=self.name, device=device)
-        except OSError as e:  # no such folder, not on the Hub, offline
+        except (OSError, ValueError) as e:  # no such folder, not a model, not on the Hub, offline
             raise VoxloraError(f"{name}: cannot load this speech recogniser ({_first_line(e)})") from None
 
     def transcribe(self, audio: np.ndarray, sample_rate: int) -> Transcript:
@@ -120,8 +120,9 @@ class WhisperRecognizer:
         feats = pipe.feature_extractor(
             x[: WHISPER_WINDOW_S * ASR_RATE], sampling_rate=ASR_RATE, return_tensors="pt"
         ).input_features
-        labels = pipe.tokenizer(text, return_tensors="pt").input_ids
         model = pipe.model
+        limit = int(getattr(model.config, "max_target_positions", 448))
+        labels = pipe.tokenizer(text, return_tensors="pt").input_ids[:, :limit]  # the decoder's positions
         with torch.inference_mode():
             loss = model(
                 input_features=feats.to(model.device, model.dtype), labels=labels.to(model.device)

@@ -64,3 +64,25 @@ def test_stereo_and_any_rate_are_accepted(recognizer):
     stereo = np.stack([samples, samples], axis=1)
     t = recognizer.transcribe(stereo, rate)
     assert wer(TEXTS[2], t.text) < 0.5
+
+
+def test_a_whisper_folder_goes_through_the_transformers_pipeline(tmp_path):
+    from voxlora.asr import load_recognizer
+
+    from tests.eval.tiny_whisper import write_tiny_whisper
+
+    folder = write_tiny_whisper(tmp_path / "whisper")
+    rec = load_recognizer(str(folder))
+    samples, rate = voices.hibari("Hello there.", seed=0)
+    t = rec.transcribe(samples, rate)
+    assert rec.name == str(folder)
+    assert isinstance(t.text, str) and 0.0 < t.confidence <= 1.0  # random weights: gibberish, low confidence
+    assert rec.transcribe(samples, rate) == t
+
+
+def test_a_missing_recogniser_is_one_line(tmp_path):
+    from voxlora.asr import load_recognizer
+    from voxlora.errors import VoxloraError
+
+    with pytest.raises(VoxloraError, match="cannot load this speech recogniser"):
+        load_recognizer(str(tmp_path / "nope"))
