@@ -147,3 +147,19 @@ def test_report_renders_in_headless_chromium(spoken, tmp_path):
     run = subprocess.run([*common, f"--screenshot={shot}", "--window-size=1400,1000", page],
                          capture_output=True, text=True, timeout=120)  # fmt: skip
     assert run.returncode == 0 and shot.stat().st_size > 10_000, run.stderr[-2000:]
+
+
+def test_a_report_folder_is_replaced_by_a_rerun_and_a_foreign_folder_refused(spoken, held_out, tmp_path):
+    _, result = spoken
+    clip = next(r for r in jsonl(result.stdout) if r["adapter"] == "base")
+    line = json.dumps({"audio": clip["audio"], "text": clip["text"]}) + "\n"
+    for _ in range(2):
+        again = invoke(["-", "-o", str(tmp_path / "r")], input=line)
+        assert again.exit_code == 0, again.output
+        assert (tmp_path / "r" / "index.html").is_file()
+        assert sorted(p.name for p in (tmp_path / "r" / "audio").iterdir()) == ["base"]
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    refused = invoke(["-", "-o", str(tmp_path / "mine")], input=line)
+    assert refused.exit_code == 1 and "notes.txt, which lora-eval did not write" in refused.output
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
