@@ -47,7 +47,7 @@ def cli(model, adapter, output, dtype, family, allow_other_base):
     from voxlora.adapter import base_fingerprint, read_adapter
     from voxlora.adapter_base import check_base
     from voxlora.merge import merge_folder
-    from voxlora.models.csm import model_dir, torch_dtype
+    from voxlora.modelfolder import model_dir, torch_dtype
 
     loaded = read_adapter(adapter)
     check_base(loaded, adapter, model, base_fingerprint(model_dir(model)), allow=allow_other_base)
