@@ -44,6 +44,12 @@ def cli(model, adapter, output, dtype, family, allow_other_base):
     \b
     lora-merge --model sesame/csm-1b --adapter runs/voice -o models/voice --dtype bf16
     """
+    from voxlora import outputs
+    from voxlora.models.csm import model_dir
+
+    inputs = [("the base model's folder", model_dir(model)), ("the adapter folder", adapter)]
+    outputs.check_dir(output, outputs.MERGED, inputs)  # before torch loads; merge_folder checks it again
+
     from voxlora.adapter import base_fingerprint, read_adapter
     from voxlora.adapter_base import check_base
     from voxlora.merge import merge_folder
