@@ -96,6 +96,11 @@ def cli(model, manifest, output, adapter, settings, nproc, **options):
     if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 alone owns OUT
         resolve(config)  # bad option values and combinations: usage errors, before torch is imported
         run_folder.check(output, config)  # the output folder's rule, as early
+        from voxlora.textsniff import check_manifest_file
+
+        for path in (manifest, config.val_manifest):  # a WAV given as a manifest: one line, at once
+            if path:
+                check_manifest_file(path)
 
     from voxlora.train import distributed
     from voxlora.train.recipe import run as run_training

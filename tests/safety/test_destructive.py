@@ -205,13 +205,11 @@ def invoke(main, *args):
 
 def test_a_rerun_replaces_what_the_same_command_wrote(home, tmp_path):
     """lora-init over its own fresh adapter and lora-merge over its own output: replaced, no flag."""
+    from voxlora.cli.lora_init import main as init
     from voxlora.cli.lora_merge import main as merge
 
     shutil.copytree(home / "a0", tmp_path / "a0")
-    assert (
-        run("lora-init", "--model", home / "M", "-o", tmp_path / "a0", "--seed", 5, cwd=tmp_path).returncode
-        == 0
-    )
+    assert invoke(init, "--model", home / "M", "-o", tmp_path / "a0", "--seed", 5).exit_code == 0
     assert (tmp_path / "a0" / "adapter_model.safetensors").read_bytes() != (
         home / "a0" / "adapter_model.safetensors"
     ).read_bytes()
