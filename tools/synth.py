@@ -125,7 +125,8 @@ def cli(text, contexts, context_texts, output, out_dir, strict, overwrite, **opt
                 if batch and request.out is not None:  # a record's own "out": the single-file rule
                     where = f"{request.where}: " if request.where else ""
                     try:
-                        outputs.check_file(request.out, outputs.WAV_FILE, overwrite=overwrite)
+                        clips = [("a context clip", c.audio) for c in request.context]
+                        outputs.check_file(request.out, outputs.WAV_FILE, clips, overwrite=overwrite)
                     except VoxloraError as e:
                         raise VoxloraError(f"{where}{e}") from None
                 emit(synth.speak(request).record)
