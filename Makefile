@@ -7,6 +7,9 @@ PYTHON ?= python3
 # Prefer it there (no multi-GB CUDA download); everywhere else torch comes from the index as usual.
 LOCAL_TORCH := $(firstword $(wildcard /opt/wheels/torch-2.13.0*.whl))
 
+# VoxCPM's model code, without its dependencies (see the voxcpm extra in pyproject.toml)
+VOXCPM_PIN ?= voxcpm==2.0.3
+
 .PHONY: setup demo test lint bench clean
 
 setup: $(STAMP)
@@ -15,7 +18,8 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(if $(LOCAL_TORCH),$(PY) -m pip install -q --find-links $(dir $(LOCAL_TORCH)) "torch==2.13.0")
-	$(PY) -m pip install -q -e ".[dev,demo,mlx,eval]"
+	$(PY) -m pip install -q -e ".[dev,demo,mlx,voxcpm,eval]"
+	$(PY) -m pip install -q --no-deps "$(VOXCPM_PIN)"
 	touch $(STAMP)
 
 demo: setup

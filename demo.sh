@@ -40,7 +40,7 @@ lora-init --model "$OUT/tiny-csm" --targets all-linear,codebook0_head -r 16 --al
 #    metrics.jsonl and loss.png in $OUT/a1. One thread: faster than many for a model this small.
 echo "== 4. lora-train -> $OUT/a1" >&2
 OMP_NUM_THREADS=1 lora-train --model "$OUT/tiny-csm" --adapter "$OUT/a0" --manifest "$OUT/train.jsonl" \
-  -o "$OUT/a1" --max-steps 60 --lr 3e-3 --log-every 10 > "$OUT/train.out"
+  -o "$OUT/a1" --max-steps 60 --lr 3e-3 --log-every 10 --overwrite > "$OUT/train.out"  # a rerun replaces it
 python - "$OUT/train.out" <<'EOF'
 import json
 import sys

@@ -44,13 +44,19 @@ def cli(model, adapter, output, dtype, family, allow_other_base):
     \b
     lora-merge --model sesame/csm-1b --adapter runs/voice -o models/voice --dtype bf16
     """
+    from voxlora import outputs
+    from voxlora.modelfolder import model_dir
+
+    inputs = [("the base model's folder", model_dir(model)), ("the adapter folder", adapter)]
+    outputs.check_dir(output, outputs.MERGED, inputs)  # before torch loads; merge_folder checks it again
+
     from voxlora.adapter import base_fingerprint, read_adapter
     from voxlora.adapter_base import check_base
     from voxlora.merge import merge_folder
-    from voxlora.modelfolder import model_dir, torch_dtype
+    from voxlora.modelfolder import torch_dtype
 
     loaded = read_adapter(adapter)
-    check_base(loaded, adapter, model, base_fingerprint(model_dir(model)), allow=allow_other_base)
+    check_base(loaded, adapter, model, lambda: base_fingerprint(model_dir(model)), allow=allow_other_base)
     summary = merge_folder(
         model, loaded, output, dtype=torch_dtype(dtype) if dtype else None, where=adapter, family=family
     )

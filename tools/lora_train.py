@@ -1,5 +1,6 @@
 """lora-train: from a JSONL manifest to a trained CSM adapter (metrics JSONL on stdout)."""
 
+import os
 from pathlib import Path
 
 import click
@@ -8,7 +9,7 @@ from voxlora.adapter_base import allow_other_base_option
 from voxlora.clikit import CONTEXT, common_options, emit, overwrite_option, run, show_progress
 from voxlora.lora_options import FLAGS as LORA_FLAGS
 from voxlora.lora_options import lora_options
-from voxlora.train.config import CHOICES, FULL_LR, LORA_LR, TrainConfig
+from voxlora.train.config import CHOICES, FULL_LR, LORA_LR, TrainConfig, resolve
 from voxlora.train.launch import ARGV, KeepsArgv
 
 D = TrainConfig()  # every default lives in TrainConfig
@@ -96,7 +97,14 @@ def cli(model, manifest, output, adapter, settings, nproc, **options):
         raise click.UsageError(f"{', '.join(explicit)}: LoRA options describe a fresh adapter; not with --adapter or --full")
     options["max_grad_norm"] = options["max_grad_norm"] or None
     config = TrainConfig(model=model, manifest=manifest, out=str(output), adapter=adapter and str(adapter), **options)
-    run_folder.check(output, config)  # the output folder's rule, before torch is even imported
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 alone owns OUT
+        resolve(config)  # bad option values and combinations: usage errors, before torch is imported
+        run_folder.check(output, config)  # the output folder's rule, as early
+        from voxlora.textsniff import check_manifest_file
+
+        for path in (manifest, config.val_manifest):  # a WAV given as a manifest: one line, at once
+            if path:
+                check_manifest_file(path)
 
     from voxlora.train import distributed
     from voxlora.train.recipe import run as run_training

@@ -144,11 +144,11 @@ def cli(
         log.warning("no ChatML record for %d speakers with a single clip (no reference)", len(unpaired))
     if len(speakers):
         log.info("%s", speakers.describe())
+    if tally.kept == 0 and not tally.rejected:  # no input at all (an empty file, an empty pipe): one line
+        raise VoxloraError(f"{'<stdin>' if source == '-' else source}: no clips in the input (it is empty)")
     log.info("%s", tally.summary())
     if tally.kept == 0 and tally.rejected:
         raise VoxloraError(f"{source}: no usable clip ({tally.summary()})")
-    if tally.kept == 0:  # no usable input at all: an empty file, an empty pipe
-        raise VoxloraError(f"{'<stdin>' if source == '-' else source}: no clips in the input (it is empty)")
 
 
 main = run(cli)

@@ -38,14 +38,19 @@ def recorded_fingerprint(adapter) -> str | None:
     return meta.get("base_fingerprint") if isinstance(meta, dict) else None
 
 
-def check_base(adapter, where, model, base_fingerprint: str, allow: bool = False) -> None:
+def check_base(adapter, where, model, base_fingerprint, allow: bool = False) -> None:
     """Refuse (or, with ``allow``, warn about) ``adapter`` when it was made for another base.
 
     ``adapter``: an `Adapter` or an adapter folder; ``where``: how to name it in the message;
-    ``model``: how to name the base; ``base_fingerprint``: `voxlora.adapter.base_fingerprint(folder)`.
+    ``model``: how to name the base; ``base_fingerprint``: `voxlora.adapter.base_fingerprint(folder)`,
+    or a function returning it (called only when the adapter records a fingerprint).
     """
     theirs = recorded_fingerprint(adapter)
-    if not theirs or theirs == base_fingerprint:
+    if not theirs:
+        return
+    if callable(base_fingerprint):  # computed only for an adapter that records one
+        base_fingerprint = base_fingerprint()
+    if theirs == base_fingerprint:
         return
     said = f"{where}: made for another model (base fingerprint {theirs}, {model} has {base_fingerprint})"
     if not allow:

@@ -89,10 +89,14 @@ def atomic_dir(path):
     try:
         os.chmod(tmp, 0o777 & ~umask())  # mkdtemp makes 0700; the folder gets what mkdir would give
         yield tmp
+        mask = umask()
         for child in tmp.rglob("*"):
             if child.is_file():
+                os.chmod(child, 0o666 & ~mask)  # some writers (safetensors) make 0600 whatever the umask
                 with open(child, "rb") as f:
                     os.fsync(f.fileno())
+            elif child.is_dir():
+                os.chmod(child, 0o777 & ~mask)
         old = None
         if path.exists():
             old = path.parent / f".{path.name}.old-{os.getpid()}"

@@ -186,6 +186,10 @@ def iter_manifest(source, resolve: bool = True) -> Iterator[Entry]:
         record.pop("reason", None)  # a fixed line fed back from a rejects file
         if resolve:
             record["audio"] = resolve_audio(record["audio"], base)
+            if (
+                isinstance(record.get("ref_audio"), str) and record["ref_audio"].strip()
+            ):  # VoxCPM's prompt clip
+                record["ref_audio"] = resolve_audio(record["ref_audio"], base)
         yield Entry(where, record=record, original=obj)
 
 

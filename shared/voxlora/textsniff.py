@@ -50,3 +50,19 @@ def jsonl_lines(name: str, lines: Iterable[tuple[int, bytes]]) -> Iterator[tuple
             "a manifest holds one JSON object per line"
         )
     yield from held
+
+
+def check_manifest_file(path) -> None:
+    """Refuse a manifest file that is not JSONL text (see `jsonl_lines`) by reading its first lines only.
+
+    For commands that read the manifest later, after heavier work: the one line comes at once.
+    Missing files and ``-`` are left to the reader.
+    """
+    import itertools
+    from pathlib import Path
+
+    if str(path) == "-" or not Path(path).is_file():
+        return
+    with open(path, "rb") as f:
+        for _ in itertools.islice(jsonl_lines(str(path), enumerate(f, start=1)), LOOK_AT):
+            pass

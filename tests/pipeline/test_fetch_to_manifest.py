@@ -74,5 +74,5 @@ def test_hub_id_without_network_fails_fast_with_one_line(tmp_path):
     assert run.stderr.splitlines() == [
         "Error: openslr/librispeech_asr: not a local file or folder, and the Hugging Face Hub is unreachable "
         "(cannot connect to 127.0.0.1: Connection refused); give the path of a local dataset instead",
-        "kept 0 clips (0.0 s); rejected 0",  # mkmanifest, on the empty stream it got
+        "Error: <stdin>: no clips in the input (it is empty)",  # mkmanifest, on the empty stream it got
     ]

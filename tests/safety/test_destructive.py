@@ -196,42 +196,56 @@ def test_a_missing_device_is_one_line_before_loading(home, argv):
     assert not (home / "t").exists() and not (home / "o.wav").exists()
 
 
+def invoke(main, *args):
+    """In-process, for the steps around the subprocess under test (torch is loaded once)."""
+    from click.testing import CliRunner
+
+    return CliRunner().invoke(main.cli, list(map(str, args)))
+
+
 def test_a_rerun_replaces_what_the_same_command_wrote(home, tmp_path):
     """lora-init over its own fresh adapter and lora-merge over its own output: replaced, no flag."""
+    from voxlora.cli.lora_init import main as init
+    from voxlora.cli.lora_merge import main as merge
+
     shutil.copytree(home / "a0", tmp_path / "a0")
-    assert (
-        run("lora-init", "--model", home / "M", "-o", tmp_path / "a0", "--seed", 5, cwd=tmp_path).returncode
-        == 0
-    )
-    for _ in range(2):
-        result = run("lora-merge", "--model", home / "M", "--adapter", home / "a0", "-o", "m", cwd=tmp_path)
-        assert result.returncode == 0, result.stderr.decode()
+    assert invoke(init, "--model", home / "M", "-o", tmp_path / "a0", "--seed", 5).exit_code == 0
+    assert (tmp_path / "a0" / "adapter_model.safetensors").read_bytes() != (
+        home / "a0" / "adapter_model.safetensors"
+    ).read_bytes()
+    assert invoke(merge, "--model", home / "M", "--adapter", home / "a0", "-o", tmp_path / "m").exit_code == 0
+    result = run("lora-merge", "--model", home / "M", "--adapter", home / "a0", "-o", "m", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr.decode()
     (tmp_path / "m" / "notes.txt").write_text("mine")  # now a file lora-merge did not write
     result = run("lora-merge", "--model", home / "M", "--adapter", home / "a0", "-o", "m", cwd=tmp_path)
     assert (
         result.returncode == 1
         and "m: holds m/notes.txt, which lora-merge did not write" in result.stderr.decode()
     )
+    assert (tmp_path / "m" / "notes.txt").read_text() == "mine"
 
 
 def test_allow_other_base_applies_it_with_a_warning(home, tmp_path):
     from voxlora.adapter import base_fingerprint
+    from voxlora.cli.lora_merge import main as merge
 
-    result = run("lora-merge", "--model", home / "M", "--adapter", home / "other-base", "-o", tmp_path / "m",
-                 "--allow-other-base", cwd=tmp_path)  # fmt: skip
-    assert result.returncode == 0, result.stderr.decode()
+    result = invoke(merge, "--model", home / "M", "--adapter", home / "other-base", "-o", tmp_path / "m",
+                    "--allow-other-base")  # fmt: skip
+    assert result.exit_code == 0, result.output
     assert (
         f"{home / 'other-base'}: made for another model (base fingerprint sha256:00ff, {home / 'M'} has "
         f"{base_fingerprint(home / 'M')}); applied anyway (--allow-other-base)"
-    ) in result.stderr.decode()
+    ) in result.stderr
 
 
 def test_overwrite_replaces_a_trained_run_only_when_the_new_one_is_written(home, tmp_path):
+    from voxlora.cli.lora_train import main as train
+
     shutil.copytree(home / "runs", tmp_path / "runs")
     old = (tmp_path / "runs" / "voice" / "adapter_model.safetensors").read_bytes()
-    result = run("lora-train", "--model", home / "M", "--manifest", home / "corpus" / "train.jsonl", "-o",
-                 "runs/voice", "--max-steps", 1, "--batch-size", 2, "--overwrite", "--seed", 3, cwd=tmp_path)  # fmt: skip
-    assert result.returncode == 0, result.stderr.decode()
+    result = invoke(train, "--model", home / "M", "--manifest", home / "corpus" / "train.jsonl", "-o",
+                    tmp_path / "runs" / "voice", "--max-steps", 1, "--batch-size", 2, "--overwrite", "--seed", 3)  # fmt: skip
+    assert result.exit_code == 0, result.output
     run_dir = tmp_path / "runs" / "voice"
     assert sorted(p.name for p in run_dir.iterdir()) == [
         "adapter_config.json", "adapter_model.safetensors", "loss.png", "metrics.jsonl", "voxlora-train.json",

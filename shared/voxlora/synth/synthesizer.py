@@ -76,15 +76,20 @@ class Synthesizer:
             raise VoxloraError(f"{request.where}: {e}") from None
 
     @staticmethod
-    def check_adapter_base(config: SynthConfig, path, fingerprint: str | None = None) -> str:
+    def check_adapter_base(config: SynthConfig, path, fingerprint: str | None = None) -> str | None:
         """Refuse an adapter made for another base (`voxlora.adapter_base`); returns the base's fingerprint."""
         from voxlora.adapter import base_fingerprint
         from voxlora.adapter_base import check_base
-        from voxlora.models.csm import model_dir
+        from voxlora.modelfolder import model_dir
 
-        fingerprint = fingerprint or base_fingerprint(model_dir(config.model))
-        check_base(path, path, config.model, fingerprint, allow=config.allow_other_base)
-        return fingerprint
+        found = [fingerprint]
+
+        def ours() -> str:  # read from the base's headers once, and only when an adapter records one
+            found[0] = found[0] or base_fingerprint(model_dir(config.model))
+            return found[0]
+
+        check_base(path, path, config.model, ours, allow=config.allow_other_base)
+        return found[0]
 
     def _speak(self, request: Request) -> Clip:
         cfg, backend = self.config, self.backend

@@ -92,7 +92,7 @@ def load_adapter_for(path, folder: Path, config: TrainConfig):
     from voxlora.adapter_base import check_base
 
     adapter = read_adapter(path)
-    check_base(adapter, path, config.model, base_fingerprint(folder), allow=config.allow_other_base)
+    check_base(adapter, path, config.model, lambda: base_fingerprint(folder), allow=config.allow_other_base)
     require_fits(adapter, targets.base_shapes(folder), str(path))
     return adapter
 
