@@ -10,7 +10,7 @@ LOCAL_TORCH := $(firstword $(wildcard /opt/wheels/torch-2.13.0*.whl))
 # VoxCPM's model code, without its dependencies (see the voxcpm extra in pyproject.toml)
 VOXCPM_PIN ?= voxcpm==2.0.3
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo demo-higgs test lint bench clean
 
 setup: $(STAMP)
 
@@ -25,6 +25,10 @@ $(STAMP): pyproject.toml
 demo: setup
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash demo.sh demo-out
 
+# the same pipeline on a tiny Higgs Audio v2 (transformers' classes, made by code)
+demo-higgs: setup
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash demo-higgs.sh demo-higgs-out
+
 test: setup
 	$(PY) -m pytest -q tests shared
 
@@ -37,4 +41,4 @@ bench: setup
 	$(PY) -m bench $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) demo-out bench/work
+	rm -rf $(VENV) demo-out demo-higgs-out bench/work

@@ -68,6 +68,12 @@ class TrainConfig:
     overwrite: bool = False  # replace a finished run or checkpoints in OUT (voxlora.outputs)
     allow_other_base: bool = False  # apply --adapter made for another base (a warning instead of an error)
 
+    # Higgs Audio v2 (other families ignore these)
+    reference: str = "auto"  # auto: a same-speaker clip before each target (ChatML brings its own) | none
+    text_loss: bool = False  # also train on the text head's loss (text_lm_head, loaded when asked)
+    grad_checkpointing: bool | None = None  # recompute activations in backward; None: on over 2B parameters
+    quantize: str | None = None  # 4bit: QLoRA, the frozen base in 4 bits (bitsandbytes, CUDA only)
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
