@@ -68,6 +68,8 @@ def choice(name: str, **kwargs):
 @opt("--keep-best", type=click.Choice(["val_loss", "wer", "speaker_sim"]), help="Keep OUT/best/: the adapter at the best value so far.")
 @opt("--resume", is_flag=True, help="Continue from the newest checkpoint in OUT (same settings).")
 @opt("--strict", is_flag=True, help="Stop at the first bad record or clip (default: warn, skip it).")
+@overwrite_option
+@allow_other_base_option
 @click.option("--reference", type=click.Choice(["auto", "none"]), default=D.reference, show_default=True,
               help="Higgs: pair each target with another clip of its speaker as the voice reference (auto).")
 @opt("--text-loss", is_flag=True, help="Higgs: add the text head's loss (the model's text_lm_head).")
@@ -76,8 +78,6 @@ def choice(name: str, **kwargs):
 @click.option("--quantize", type=click.Choice(["4bit"]), default=None,
               help="QLoRA: load the frozen base in 4 bits (bitsandbytes; CUDA only).")
 @click.option("--dry-run", is_flag=True, help="Print the estimated peak memory for these settings; load nothing.")
-@overwrite_option
-@allow_other_base_option
 @click.option("--nproc", type=click.IntRange(min=1), default=1, show_default=True,
               help="Processes on this machine, one GPU each (torchrun; see the README for several machines).")
 @common_options

@@ -44,7 +44,9 @@ from voxlora.errors import VoxloraError
 
 MARKER = ".voxlora-output.json"  # the marker of folders of plain outputs (WAVs, reports)
 # Hidden scratch names voxlora's own writers leave after a kill (voxlora.atomic, lora-train).
-_SCRATCH = re.compile(r"^\.(.+\.[a-z0-9_]+\.tmp|.+\.old-\d+|weights-\d+|write-test-\d+|previous-run-\d+)$")
+_SCRATCH = re.compile(
+    r"^\.(.+\.[a-z0-9_]+\.tmp|.+\.old-\d+|weights-\d+|write-test-\d+|previous-run-\d+|pruned-\d+)$"
+)
 
 
 @dataclass(frozen=True)
