@@ -31,6 +31,7 @@ from voxlora.atomic import atomic_file
 from voxlora.errors import VoxloraError
 from voxlora.errors import where as _where
 from voxlora.rejects import Rejected
+from voxlora.textsniff import jsonl_lines
 
 OPTIONAL_INTS = ("speaker", "sample_rate", "dataset_id")
 STDIN = "<stdin>"
@@ -153,7 +154,7 @@ def iter_manifest(source, resolve: bool = True) -> Iterator[Entry]:
     """
     name = STDIN if str(source) == "-" else str(source)
     base = os.getcwd() if str(source) == "-" else os.path.dirname(os.path.abspath(source))
-    for line_no, raw in _lines(source):
+    for line_no, raw in jsonl_lines(name, _lines(source)):  # not JSONL text at all: one error, at once
         where = _where(name, line_no)
         text = decode_line(raw, where)
         if isinstance(text, Rejected):
@@ -167,6 +168,10 @@ def iter_manifest(source, resolve: bool = True) -> Iterator[Entry]:
         if isinstance(obj, Rejected):
             yield Entry(where, error=obj, original=text.strip())
             continue
+        if isinstance(obj, dict) and "messages" in obj:  # a ChatML record (mkmanifest --to chatml)
+            from voxlora.chatml import as_record
+
+            obj = as_record(obj)
         try:
             record = check_record(obj, where)
         except Rejected as e:
@@ -185,6 +190,13 @@ def iter_manifest(source, resolve: bool = True) -> Iterator[Entry]:
         record.pop("reason", None)  # a fixed line fed back from a rejects file
         if resolve:
             record["audio"] = resolve_audio(record["audio"], base)
+            if isinstance(record.get("reference"), dict) and isinstance(
+                record["reference"].get("audio"), str
+            ):
+                record["reference"] = {
+                    **record["reference"],
+                    "audio": resolve_audio(record["reference"]["audio"], base),
+                }
             if (
                 isinstance(record.get("ref_audio"), str) and record["ref_audio"].strip()
             ):  # VoxCPM's prompt clip

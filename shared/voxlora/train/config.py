@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from voxlora.errors import VoxloraError
+from voxlora.errors import UsageError, VoxloraError
 
 LORA_LR = 5e-4  # the usual LoRA learning rate for CSM-sized models
 FULL_LR = 1e-5  # full fine-tuning moves every weight: a much smaller step
@@ -68,6 +68,22 @@ class TrainConfig:
     speakers: str | None = None  # JSON {"name": id}: names of the trained speaker ids, kept in voxlora.json
     tensorboard: str | None = None  # also write the metrics as TensorBoard events into this folder
     wandb: str | None = None  # also log the metrics to this Weights & Biases project (wandb installed)
+    overwrite: bool = False  # replace a finished run or checkpoints in OUT (voxlora.outputs)
+    allow_other_base: bool = False  # apply --adapter made for another base (a warning instead of an error)
+
+    # listening samples and the best checkpoint (voxlora.train.samples)
+    sample_every: int = 0  # speak the sample texts into OUT/samples/step_NNNNNNN/ every N steps (0: never)
+    sample_texts: str | None = (
+        None  # a file, one text per line; None: the first texts of the val (else train) manifest
+    )
+    sample_max_seconds: float = 10.0  # longest sample clip
+    keep_best: str | None = None  # val_loss | wer | speaker_sim: keep OUT/best/ at the best value so far
+
+    # Higgs Audio v2 (other families ignore these)
+    reference: str = "auto"  # auto: a same-speaker clip before each target (ChatML brings its own) | none
+    text_loss: bool = False  # also train on the text head's loss (text_lm_head, loaded when asked)
+    grad_checkpointing: bool | None = None  # recompute activations in backward; None: on over 2B parameters
+    quantize: str | None = None  # 4bit: QLoRA, the frozen base in 4 bits (bitsandbytes, CUDA only)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -105,7 +121,7 @@ def resolve(config: TrainConfig) -> TrainConfig:
     if c.lr is None:
         c.lr = FULL_LR if c.full else LORA_LR
     if not (isinstance(c.lr, int | float) and math.isfinite(c.lr) and c.lr > 0):
-        raise VoxloraError(f"--lr must be a positive number, got {c.lr}")
+        raise UsageError(f"--lr must be a positive number, got {c.lr}")
     if c.backend == "auto":
         from voxlora.backends import default_backend
 
@@ -114,7 +130,7 @@ def resolve(config: TrainConfig) -> TrainConfig:
         c.cache_dir = str(Path(c.out).resolve().parent / CACHE_NAME)
     for name, choices in CHOICES.items():
         if getattr(c, name) not in choices:
-            raise VoxloraError(f"--{name.replace('_', '-')} must be one of {', '.join(choices)}")
+            raise UsageError(f"--{name.replace('_', '-')} must be one of {', '.join(choices)}")
     positive = {
         "epochs": c.epochs,
         "batch_size": c.batch_size,
@@ -123,17 +139,17 @@ def resolve(config: TrainConfig) -> TrainConfig:
     }
     for name, value in positive.items():
         if value < 1:
-            raise VoxloraError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+            raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
     for name in ("max_steps", "max_batch_frames", "keep_last"):
         value = getattr(c, name)
         if value is not None and value < 1:
-            raise VoxloraError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+            raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
     if not 0 < c.decoder_frame_fraction <= 1:
-        raise VoxloraError(f"--decoder-frame-fraction must be in (0, 1], got {c.decoder_frame_fraction}")
+        raise UsageError(f"--decoder-frame-fraction must be in (0, 1], got {c.decoder_frame_fraction}")
     if c.full and c.adapter:
-        raise VoxloraError("--full trains the whole model; it cannot start from --adapter")
+        raise UsageError("--full trains the whole model; it cannot start from --adapter")
     if c.full and c.save_mode != "lora":
-        raise VoxloraError("--save-mode is for adapters; --full always saves the whole model")
+        raise UsageError("--save-mode is for adapters; --full always saves the whole model")
     if c.backend == "mlx" and c.full:
         raise VoxloraError(
             "--full is not available with --backend mlx; train an adapter, or use --backend torch"
@@ -141,9 +157,10 @@ def resolve(config: TrainConfig) -> TrainConfig:
     if c.backend == "mlx" and c.dtype == "fp16":
         raise VoxloraError("--dtype fp16 needs torch's loss scaling; with --backend mlx use bf16 or fp32")
     if c.val_every and not c.val_manifest:
-        raise VoxloraError("--val-every needs --val-manifest")
+        raise UsageError("--val-every needs --val-manifest")
     if c.warmup_steps < 0 or c.weight_decay < 0 or c.val_every < 0 or c.save_every < 0:
-        raise VoxloraError("--warmup-steps, --weight-decay, --val-every and --save-every cannot be negative")
+        raise UsageError("--warmup-steps, --weight-decay, --val-every and --save-every cannot be negative")
+    check_samples(c)
     return c
 
 
@@ -177,3 +194,28 @@ def options_from_file(data: dict, path: str) -> dict:
     if "max_grad_norm" in data and data["max_grad_norm"] is None:
         data["max_grad_norm"] = 0  # no clipping, as --max-grad-norm 0 says it
     return {k: v for k, v in data.items() if v is not None}
+
+
+def check_samples(c: TrainConfig) -> None:
+    """--sample-every and --keep-best: what each needs (usage errors, before anything loads)."""
+    if c.sample_every < 0:
+        raise UsageError("--sample-every cannot be negative")
+    if c.sample_every and c.full:
+        raise UsageError("--sample-every speaks through the adapter being trained; not with --full")
+    if c.sample_texts and not c.sample_every:
+        raise UsageError("--sample-texts needs --sample-every N")
+    if c.keep_best is None:
+        return
+    if c.keep_best not in ("val_loss", "wer", "speaker_sim"):
+        raise UsageError(f"--keep-best must be one of val_loss, wer, speaker_sim, got {c.keep_best}")
+    if c.full:
+        raise UsageError("--keep-best keeps an adapter; not with --full")
+    if c.keep_best == "val_loss" and not c.val_manifest:
+        raise UsageError("--keep-best val_loss needs --val-manifest (and --val-every N)")
+    if c.keep_best != "val_loss":
+        from voxlora.train.samples import eval_extras_installed
+
+        if not c.sample_every:
+            raise UsageError(f"--keep-best {c.keep_best} needs --sample-every N (it scores the samples)")
+        if not eval_extras_installed():
+            raise VoxloraError(f'--keep-best {c.keep_best} scores the samples: pip install "voxlora[eval]"')
