@@ -43,13 +43,18 @@ def test_audio_samples_are_tensorboard_audio(tmp_path):
     import soundfile as sf
     from voxlora.train.trackers import Trackers
 
-    wav = tmp_path / "sample.wav"
-    sf.write(wav, (0.1 * np.sin(np.arange(2400) / 5)).astype(np.float32), 24000, subtype="PCM_16")
+    folder = tmp_path / "samples" / "step_0000020"  # what --sample-every writes, and its metrics line
+    folder.mkdir(parents=True)
+    sf.write(
+        folder / "01.wav", (0.1 * np.sin(np.arange(2400) / 5)).astype(np.float32), 24000, subtype="PCM_16"
+    )
     trackers = Trackers(tensorboard=str(tmp_path / "tb"))
-    trackers.audio("sample/0", 20, wav)
+    trackers.log({"step": 20, "samples": str(folder), "wer": 0.25, "speaker_sim": 0.8})
     trackers.close()
-    (sample,) = events(tmp_path / "tb").Audio("sample/0")
+    acc = events(tmp_path / "tb")
+    (sample,) = acc.Audio("samples/01")
     assert sample.step == 20 and sample.sample_rate == 24000 and sample.length_frames == 2400
+    assert [(e.step, e.value) for e in acc.Scalars("eval/wer")] == [(20, 0.25)]
 
 
 def test_wandb_missing_is_one_line(tmp_path, monkeypatch):

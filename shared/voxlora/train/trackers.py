@@ -8,7 +8,8 @@ Every number of a metrics record becomes a scalar at its ``step``, under a group
     val/val_loss val/val_backbone_loss ...      (validation lines)
     eval/<score>                                (evaluation scores, when a record carries them)
 
-`Trackers.audio` adds a WAV file (a sample the run spoke) as an audio summary at a step.
+`Trackers.audio` adds a WAV file as an audio summary at a step; the samples ``--sample-every``
+speaks (a line ``{"step", "samples": folder, "wer", ...}``) go in as ``samples/01``, ``samples/02``.
 TensorBoard events are written with ``torch.utils.tensorboard`` (needs the ``tensorboard``
 package: ``pip install 'voxlora[track]'``); wandb is imported only when asked for. Either one
 missing is one line before training starts: ``--wandb: wandb is not installed (pip install wandb)``.
@@ -82,6 +83,12 @@ class Trackers:
             self.writer.flush()
         if self.run is not None and values:
             self.run.log(values, step=step)
+        folder = record.get("samples")  # --sample-every's line: the folder of the step's WAVs
+        if isinstance(folder, str) and (self.writer is not None or self.run is not None):
+            from pathlib import Path
+
+            for wav in sorted(Path(folder).glob("*.wav")):
+                self.audio(f"samples/{wav.stem}", step, wav)
 
     def audio(self, tag: str, step: int, wav_path) -> None:
         """A WAV file (mono or the first channel) as an audio sample at ``step``."""
