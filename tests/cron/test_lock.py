@@ -63,14 +63,16 @@ def test_a_killed_holders_lock_is_taken_over(holder, tmp_path):
 
 
 @pytest.mark.parametrize("tool", ["hf_fetch", "mkmanifest", "lora_merge"])
-def test_every_writing_command_takes_the_lock(holder, tmp_path, tool):
+def test_every_writing_command_takes_the_lock(holder, tmp_path, tool, tiny_csm):
     import importlib
 
     out, proc = holder
+    source = tmp_path / "in"  # an input beside the output (voxlora.outputs refuses one around it)
+    source.mkdir()
     args = {
-        "hf_fetch": [str(tmp_path), "--out-dir", str(out)],
-        "mkmanifest": [str(tmp_path), "--out-dir", str(out)],
-        "lora_merge": ["--model", str(tmp_path), "--adapter", str(tmp_path), "-o", str(out)],
+        "hf_fetch": [str(source), "--out-dir", str(out)],
+        "mkmanifest": [str(source), "--out-dir", str(out)],
+        "lora_merge": ["--model", str(tiny_csm), "--adapter", str(source), "-o", str(out)],
     }[tool]
     main = importlib.import_module(f"voxlora.cli.{tool}").main
     result = CliRunner().invoke(main.cli, args)

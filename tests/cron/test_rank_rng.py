@@ -48,7 +48,9 @@ def test_a_resumed_ddp_run_with_dropout_is_bitwise_the_uninterrupted_one(tiny_cs
     resumed = tmp_path / "resumed"  # the same run, killed after its step-2 checkpoint
     resumed.mkdir()
     shutil.copytree(out / "step_0000002", resumed / "step_0000002")
-    shutil.copy(out / "metrics.jsonl", resumed / "metrics.jsonl")
+    for name in ("metrics.jsonl", "voxlora-train.json", ".voxlora-output.json"):  # the run's own files
+        if (out / name).exists():
+            shutil.copy(out / name, resumed / name)
     job[job.index(str(out))] = str(resumed)
     again = subprocess.run(
         [str(LORA_TRAIN), *job, "--resume"], capture_output=True, text=True, env=env(), timeout=240
