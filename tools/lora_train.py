@@ -63,9 +63,10 @@ def choice(name: str, **kwargs):
 @opt("--strict", is_flag=True, help="Stop at the first bad record or clip (default: warn, skip it).")
 @click.option("--nproc", type=click.IntRange(min=1), default=1, show_default=True,
               help="Processes on this machine, one GPU each (torchrun; see the README for several machines).")
+@click.option("--dry-run", is_flag=True, help="Print the run's estimated peak memory (headers and manifest only) and exit.")
 @common_options
 # fmt: on
-def cli(model, manifest, output, adapter, settings, nproc, **options):
+def cli(model, manifest, output, adapter, settings, nproc, dry_run, **options):
     """Fine-tune CSM on a manifest: LoRA (default), LoRA plus embeddings, or --full.
 
     Prints one JSON line of metrics every --log-every steps (also kept in OUT/metrics.jsonl), then
@@ -90,6 +91,12 @@ def cli(model, manifest, output, adapter, settings, nproc, **options):
         raise click.UsageError(f"{', '.join(explicit)}: LoRA options describe a fresh adapter; not with --adapter or --full")
     options["max_grad_norm"] = options["max_grad_norm"] or None
     config = TrainConfig(model=model, manifest=manifest, out=str(output), adapter=adapter and str(adapter), **options)
+    if dry_run:  # nothing loaded, nothing written: the estimate of voxlora.train.memory
+        from voxlora.train.config import resolve
+        from voxlora.train.memory import plan
+
+        emit(plan(resolve(config), settings))
+        return
     if nproc > 1:  # torchrun on this machine, each process running this command less --nproc
         from voxlora.train.launch import launch, without_nproc
 
