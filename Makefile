@@ -7,7 +7,7 @@ PYTHON ?= python3
 # Prefer it there (no multi-GB CUDA download); everywhere else torch comes from the index as usual.
 LOCAL_TORCH := $(firstword $(wildcard /opt/wheels/torch-2.13.0*.whl))
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test lint bench bench-gpu clean
 
 setup: $(STAMP)
 
@@ -31,6 +31,11 @@ lint: setup
 # make bench BENCH_ARGS="--only train --sizes small" for one part
 bench: setup
 	$(PY) -m bench $(BENCH_ARGS)
+
+# one CUDA GPU, under 8 minutes: voxlora vs the transformers recipe on a random CSM-1B in bf16
+# (python -m bench.gpu --smoke runs anywhere; bench/gpu_wheels.sh prepares a bare GPU image)
+bench-gpu: setup
+	$(PY) -m bench.gpu $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) demo-out bench/work

@@ -4,10 +4,10 @@ import json
 
 import pytest
 from click.testing import CliRunner
+from voxlora.cli import lora_train
 from voxlora.train import memory
 
 from tests.trainkit import make_manifest
-from tools import lora_train
 
 
 def dry_run(*args):

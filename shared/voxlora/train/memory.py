@@ -165,3 +165,25 @@ def plan(config, settings=None) -> dict:
         "estimated_peak_GiB": gib(parts["total"]),
         "estimate_MiB": {k: round(v / 2**20, 1) for k, v in parts.items() if k != "total"},
     }
+
+
+# Memory a run may use: macOS lets the GPU wire about 70% of unified memory; a GPU's own, less 5%.
+BUDGETS = {"Mac 16 GB": 16 * 0.7, "Mac 32 GB": 32 * 0.7, "Mac 64 GB": 64 * 0.7,
+           "GPU 24 GB": 24 * 0.95, "GPU 48 GB": 48 * 0.95, "GPU 80 GB": 80 * 0.95}  # fmt: skip
+
+
+def fitting(budgets=BUDGETS, batches=(1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128)) -> list[dict]:
+    """The README's memory table: per budget (GiB), the largest batch whose estimate fits, for CSM-1B
+    LoRA (`table`'s settings) in bf16 on 10 s and 20 s clips and in fp32 on 10 s clips."""
+    rows = table(seconds=(10, 20), batches=batches, dtypes=("bf16", "fp32"))
+    out = []
+    for name, limit in budgets.items():
+        row = {"memory": name, "usable GiB": round(limit, 1)}
+        for dtype, seconds in (("bf16", 10), ("bf16", 20), ("fp32", 10)):
+            fit = [r for r in rows if r["dtype"] == dtype and r["seconds"] == seconds and r["GiB"] <= limit]
+            best = max(fit, key=lambda r: r["batch"], default=None)
+            row[f"{dtype}, {seconds} s clips"] = (
+                f"batch {best['batch']} ({best['GiB']} GiB)" if best else "none"
+            )
+        out.append(row)
+    return out

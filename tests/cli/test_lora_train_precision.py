@@ -1,0 +1,35 @@
+"""bf16 and fp16 LoRA steps run on the CPU and their loss stays within tolerance of fp32's."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+from voxlora.cli.lora_train import main
+
+from tests.trainkit import make_manifest
+
+
+def losses(tiny_csm, manifest, out, dtype) -> list[dict]:
+    args = ["--model", tiny_csm, "--manifest", manifest, "-o", out, "--dtype", dtype, "--max-steps", 2,
+            "--log-every", 1, "--batch-size", 2, "--lr", 1e-3, "--seed", 0, "--cache-dir", out.parent / "codes"]  # fmt: skip
+    result = CliRunner().invoke(main.cli, list(map(str, args)))
+    assert result.exit_code == 0, result.output
+    return [json.loads(line) for line in result.stdout.splitlines() if '"loss"' in line]
+
+
+@pytest.fixture(scope="module")
+def runs(tiny_csm, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("precision")
+    manifest = make_manifest(folder / "data", n=2)
+    return {dtype: losses(tiny_csm, manifest, folder / dtype, dtype) for dtype in ("fp32", "bf16", "fp16")}
+
+
+@pytest.mark.parametrize("dtype, tolerance", [("bf16", 0.03), ("fp16", 0.01)])
+def test_half_precision_loss_is_near_fp32(runs, dtype, tolerance):
+    reference, half = runs["fp32"], runs[dtype]
+    assert [r["step"] for r in half] == [1, 2]
+    for ours, theirs in zip(half, reference, strict=True):
+        assert ours["loss"] == pytest.approx(theirs["loss"], rel=tolerance)
+        assert ours["backbone_loss"] == pytest.approx(theirs["backbone_loss"], rel=tolerance)
+        assert ours["grad_norm"] > 0
+    assert half[0]["loss"] != reference[0]["loss"]  # it did compute in lower precision
