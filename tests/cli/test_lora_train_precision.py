@@ -33,3 +33,30 @@ def test_half_precision_loss_is_near_fp32(runs, dtype, tolerance):
         assert ours["backbone_loss"] == pytest.approx(theirs["backbone_loss"], rel=tolerance)
         assert ours["grad_norm"] > 0
     assert half[0]["loss"] != reference[0]["loss"]  # it did compute in lower precision
+
+
+def test_dtype_auto_is_bf16_on_a_gpu_only(monkeypatch):
+    import torch
+    from voxlora.train.config import TrainConfig, resolve
+
+    def config(**kw):
+        return resolve(TrainConfig(model="m", manifest="t.jsonl", out="o", backend="torch", **kw))
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert config().dtype == "fp32" and config(device="cpu").dtype == "fp32"
+    assert config(device="cuda:1").dtype == "bf16" and config(device="cuda", dtype="fp32").dtype == "fp32"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert config().dtype == "bf16"
+    assert resolve(TrainConfig(model="m", manifest="t", out="o", backend="mlx")).dtype == "fp32"
+
+
+def test_a_missing_gpu_is_one_line(tiny_csm, tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    manifest = make_manifest(tmp_path / "data", n=1)
+    args = ["--model", tiny_csm, "--manifest", manifest, "-o", tmp_path / "run", "--device", "cuda:3"]
+    result = CliRunner().invoke(main.cli, list(map(str, args)))
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines()[-1] == "Error: --device cuda:3: not available on this machine"

@@ -36,8 +36,12 @@ class Batch:
     frames: int  # audio frames in the batch (throughput)
 
     def to(self, device) -> "Batch":
+        """On ``device``; to a GPU through pinned host memory, asynchronously (no host sync)."""
+        pin = torch.device(device).type == "cuda"
         move = {
-            k: v.to(device, non_blocking=True) for k, v in vars(self).items() if isinstance(v, torch.Tensor)
+            k: (v.pin_memory() if pin and v.device.type == "cpu" else v).to(device, non_blocking=True)
+            for k, v in vars(self).items()
+            if isinstance(v, torch.Tensor)
         }
         return Batch(**{**vars(self), **move})
 

@@ -7,6 +7,7 @@ checkpoint, so a run can be repeated or resumed from its own record.
 
 import dataclasses
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,8 +52,9 @@ class TrainConfig:
 
     # numerics and device
     backend: str = "auto"  # torch | mlx; auto: mlx on Apple silicon when installed, else torch
-    dtype: str = "fp32"  # fp32 | bf16 | fp16: compute precision (autocast); master weights stay fp32
-    device: str = "auto"  # auto | cpu | cuda | mps
+    dtype: str = "auto"  # auto | fp32 | bf16 | fp16: compute precision (autocast); master weights stay fp32
+    # auto: bf16 on a CUDA GPU (torch backend), fp32 elsewhere, as synth's --dtype auto
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     processes: int = 1  # processes the run started on (torchrun): a step is grad_accum x processes micro-batches; kept on --resume
 
     # validation, logging, saving
@@ -86,7 +88,7 @@ CHOICES = {
     "backend": ("auto", "torch", "mlx"),
     "lr_schedule": ("cosine", "linear", "constant"),
     "optimizer": ("adamw", "adam", "sgd"),
-    "dtype": ("fp32", "bf16", "fp16"),
+    "dtype": ("auto", "fp32", "bf16", "fp16"),
     "device": ("auto", "cpu", "cuda", "mps"),
     "save_mode": ("lora", "full", "both"),
 }
@@ -107,9 +109,13 @@ def resolve(config: TrainConfig) -> TrainConfig:
         from voxlora.backends import default_backend
 
         c.backend = default_backend()
+    if c.dtype == "auto":
+        c.dtype = "bf16" if c.backend == "torch" and _on_cuda(c.device) else "fp32"
     if c.cache_dir is None:
         c.cache_dir = str(Path(c.out).resolve().parent / CACHE_NAME)
     for name, choices in CHOICES.items():
+        if name == "device" and re.fullmatch(r"cuda:\d+", str(c.device)):  # one GPU of several
+            continue
         if getattr(c, name) not in choices:
             raise VoxloraError(f"--{name.replace('_', '-')} must be one of {', '.join(choices)}")
     positive = {
@@ -142,3 +148,14 @@ def resolve(config: TrainConfig) -> TrainConfig:
     if c.warmup_steps < 0 or c.weight_decay < 0 or c.val_every < 0 or c.save_every < 0:
         raise VoxloraError("--warmup-steps, --weight-decay, --val-every and --save-every cannot be negative")
     return c
+
+
+def _on_cuda(device: str) -> bool:
+    """Whether ``--device`` puts the torch backend on a CUDA GPU (auto: when one is there)."""
+    if device.startswith("cuda"):
+        return True
+    if device != "auto":
+        return False
+    import torch
+
+    return torch.cuda.is_available()
