@@ -357,7 +357,7 @@ def main(argv=None) -> int:
     table = table_rows(rows, extra)
     rate, rate_from = extra["peak_rate"]
     gpu = device_name()
-    setting = (f"{gpu}, torch {torch.__version__}, peak rate {rate / 1e12:.1f} TFLOP/s ({rate_from}); "
+    setting = (f"{gpu}, torch {torch.__version__}, peak rate {rate / 1e12:.3g} TFLOP/s ({rate_from}); "
                f"{'smoke (tiny model)' if args.smoke else 'random full-size CSM-1B, bf16'}; "
                f"{time.perf_counter() - started:.0f} s")  # fmt: skip
     parts = [f"# voxlora GPU benchmark, {datetime.datetime.now().isoformat(timespec='seconds')}", "", setting, "",

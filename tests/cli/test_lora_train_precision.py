@@ -35,6 +35,12 @@ def test_half_precision_loss_is_near_fp32(runs, dtype, tolerance):
     assert half[0]["loss"] != reference[0]["loss"]  # it did compute in lower precision
 
 
+def test_pad_fraction_is_the_share_of_padded_positions(runs):
+    """Two clips of 0.4 and 0.5 s in one batch: the shorter one is padded by 0.1 s of frames."""
+    for record in runs["fp32"]:
+        assert 0 < record["pad_fraction"] < 0.1
+
+
 def test_dtype_auto_is_bf16_on_a_gpu_only(monkeypatch):
     import torch
     from voxlora.train.config import TrainConfig, resolve

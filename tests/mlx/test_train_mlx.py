@@ -22,7 +22,7 @@ from voxlora.train import checkpoint  # noqa: E402
 from tests.trainkit import make_manifest  # noqa: E402
 
 METRICS = {"step", "epoch", "loss", "backbone_loss", "decoder_loss", "lr", "grad_norm", "frames_per_s",
-           "audio_s_per_s"}  # fmt: skip
+           "audio_s_per_s", "pad_fraction"}  # fmt: skip
 SGD = ["--optimizer", "sgd", "--lr", 0.05, "--warmup-steps", 0, "--lr-schedule", "constant",
        "--max-grad-norm", 0, "--max-steps", 20, "--log-every", 1, "--batch-size", 2, "--grad-accum", 2,
        "--decoder-frame-fraction", 0.5, "--targets", "q_proj,v_proj,down_proj,lm_head"]  # fmt: skip

@@ -29,6 +29,7 @@ import torch
 from voxlora.backends.train_torch import TorchStepper
 from voxlora.errors import VoxloraError
 from voxlora.train import batches as batches_mod
+from voxlora.train.sequences import PAD
 
 
 class NonFinite(VoxloraError):
@@ -122,6 +123,7 @@ def train(
         stepper.load_state(optimizer_state)
 
     window = {"start": time.perf_counter(), "frames": 0, "backbone": 0.0, "decoder": 0.0, "steps": 0}
+    padding = [0, 0]  # padded positions, all positions of the log window's batches (host tensors: no sync)
     for epoch, position, micro in iterate_batches(store, config, state.epoch, state.position):
         if state.step >= steps:
             break
@@ -136,6 +138,8 @@ def train(
         window["backbone"] += result.backbone / result.n_backbone
         window["decoder"] += result.decoder / result.n_decoder
         window["steps"] += 1
+        padding[0] += sum(int((b.kind == PAD).sum()) for b in micro)
+        padding[1] += sum(b.kind.numel() for b in micro)
         if on_step is not None:
             on_step(state)
 
@@ -155,9 +159,11 @@ def train(
                     "grad_norm": float(result.grad_norm),
                     "frames_per_s": window["frames"] / elapsed,
                     "audio_s_per_s": window["frames"] / store.frame_rate / elapsed,
+                    "pad_fraction": round(padding[0] / max(padding[1], 1), 4),  # compute spent on padding
                 }
             )
             window = {"start": time.perf_counter(), "frames": 0, "backbone": 0.0, "decoder": 0.0, "steps": 0}
+            padding = [0, 0]
         paused = time.perf_counter()  # validation and saving are not training throughput
         if val_store is not None and (
             (config.val_every and state.step % config.val_every == 0) or state.step == steps
