@@ -52,6 +52,7 @@ def choice(name: str, **kwargs):
 @choice("backend", help="torch, or mlx (Apple silicon; mlx[cpu] elsewhere); auto: mlx on Apple silicon when installed.")
 @choice("dtype", help="Compute precision (autocast); trained weights stay fp32. auto: bf16 on a CUDA GPU, else fp32.")
 @opt("--device", help="auto, cpu, cuda, cuda:N (one GPU of several) or mps.")
+@opt("--grad-checkpointing", is_flag=True, help="Recompute layer activations in the backward (less memory, ~1/3 more compute).")
 @opt("--val-manifest", help="Validation manifest (JSONL).")
 @opt("--val-every", type=int, help="Validate every N steps (0: only at the end).")
 @opt("--log-every", type=int, help="Steps per metrics line.")

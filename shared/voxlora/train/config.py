@@ -55,6 +55,7 @@ class TrainConfig:
     dtype: str = "auto"  # auto | fp32 | bf16 | fp16: compute precision (autocast); master weights stay fp32
     # auto: bf16 on a CUDA GPU (torch backend), fp32 elsewhere, as synth's --dtype auto
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    grad_checkpointing: bool = False  # torch: recompute each layer's activations in the backward
     processes: int = 1  # processes the run started on (torchrun): a step is grad_accum x processes micro-batches; kept on --resume
 
     # validation, logging, saving
@@ -141,6 +142,8 @@ def resolve(config: TrainConfig) -> TrainConfig:
         raise VoxloraError(
             "--full is not available with --backend mlx; train an adapter, or use --backend torch"
         )
+    if c.backend == "mlx" and c.grad_checkpointing:
+        raise VoxloraError("--grad-checkpointing is for --backend torch")
     if c.backend == "mlx" and c.dtype == "fp16":
         raise VoxloraError("--dtype fp16 needs torch's loss scaling; with --backend mlx use bf16 or fp32")
     if c.val_every and not c.val_manifest:
