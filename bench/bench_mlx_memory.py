@@ -5,7 +5,7 @@ yardstick: 1.0x is holding every weight once).
 
 The claim under test (issue 14): MLX loads the checkpoint lazily, each tensor read once straight
 into the dtype it is used in (`mlx_csm.read_lazy`), and lora-train reads only the codec's tensors
-for coding clips (`models.codec`), never the whole torch CSM. Targets: synth <= 1.3x, a LoRA step
+for coding clips (`families.csm.codec_alone`), never the whole torch CSM. Targets: synth <= 1.3x, a LoRA step
 <= 1.6x. Each command runs in a fresh process; its peak RSS is the child's ``ru_maxrss``.
 """
 
@@ -20,7 +20,7 @@ TARGETS = {"synth": 1.3, "lora-train": 1.6}
 
 
 def _model(workdir: Path, size: str) -> Path:
-    from voxlora.models.tiny import mid_config, write_full_csm, write_random_csm
+    from bench.csm_models import mid_config, write_full_csm, write_random_csm
 
     model = workdir / f"csm-{size}-random-bf16"
     if not (model / "model.safetensors.index.json").is_file():

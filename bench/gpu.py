@@ -260,7 +260,9 @@ def bench_synth(model: Path, frames: int, dtype: str) -> dict:
 
 
 def model_folder(workdir: Path, smoke: bool) -> Path:
-    from voxlora.models.tiny import write_full_csm, write_tiny_csm
+    from voxlora.demo_model import write_tiny_csm
+
+    from bench.csm_models import write_full_csm
 
     if smoke:
         folder = workdir / "csm-tiny"
@@ -277,7 +279,7 @@ def run_benchmark(workdir: Path, smoke: bool) -> tuple[list[dict], dict]:
     import torch
     from transformers import AutoConfig, AutoProcessor
     from voxlora import targets
-    from voxlora.train.sequences import decoder_frames, text_ids
+    from voxlora.families.csm.sequences import decoder_frames, text_ids
 
     p = SMOKE if smoke else FULL
     dtype = "bf16" if torch.cuda.is_available() or not smoke else "fp32"

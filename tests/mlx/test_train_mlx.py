@@ -201,7 +201,7 @@ def test_what_mlx_cannot_do_is_one_line(tiny_csm, manifest, tmp_path, extra, mes
 def test_codec_alone_is_the_csm_codec(tiny_csm):
     """lora-train --backend mlx reads only the codec's tensors: the same Mimi, weight for weight."""
     import torch
-    from voxlora.backends.train_mlx import load_codec_bundle
+    from voxlora.families.csm.train_mlx import load_codec_bundle
     from voxlora.models.csm import load_csm
 
     alone = load_codec_bundle(tiny_csm).codec.state_dict()
