@@ -4,7 +4,7 @@ weights, on a random full-size CSM-1B saved in bf16 (the checkpoint, codec inclu
 yardstick: 1.0x is holding every weight once).
 
 The claim under test (issue 14): MLX loads the checkpoint lazily, each tensor read once straight
-into the dtype it is used in (`mlx_csm.read_lazy`), and lora-train reads only the codec's tensors
+into the dtype it is used in (`backends.mlx.csm.read_lazy`), and lora-train reads only the codec's tensors
 for coding clips (`families.csm.codec_alone`), never the whole torch CSM. Targets: synth <= 1.3x, a LoRA step
 <= 1.6x. Each command runs in a fresh process; its peak RSS is the child's ``ru_maxrss``.
 """
