@@ -227,8 +227,8 @@ def bench_synth(model: Path, frames: int, dtype: str) -> dict:
     """Single-stream frames per second of synth's torch backend (greedy; every frame generated, as a
     random model may end a clip at once), and the profile of generating 2 frames."""
     import torch
-    from voxlora.synth.config import SynthConfig
     from voxlora.families.csm.prompt import Turn, build_inputs
+    from voxlora.synth.config import SynthConfig
     from voxlora.synth.synthesizer import Synthesizer
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
