@@ -52,7 +52,6 @@ def choice(name: str, **kwargs):
 @choice("backend", help="torch, or mlx (Apple silicon; mlx[cpu] elsewhere); auto: mlx on Apple silicon when installed.")
 @choice("dtype", help="Compute precision (autocast); trained weights stay fp32. auto: bf16 on a CUDA GPU, else fp32.")
 @opt("--device", help="auto, cpu, cuda, cuda:N (one GPU of several) or mps.")
-@opt("--grad-checkpointing", is_flag=True, help="Recompute layer activations in the backward (less memory, ~1/3 more compute).")
 @opt("--val-manifest", help="Validation manifest (JSONL).")
 @opt("--val-every", type=int, help="Validate every N steps (0: only at the end).")
 @opt("--log-every", type=int, help="Steps per metrics line.")
@@ -62,9 +61,16 @@ def choice(name: str, **kwargs):
 @opt("--cache-dir", help="Mimi codes cache [default: voxlora-codes/ beside OUT]; safe to delete.")
 @opt("--resume", is_flag=True, help="Continue from the newest checkpoint in OUT (same settings).")
 @opt("--strict", is_flag=True, help="Stop at the first bad record or clip (default: warn, skip it).")
+@click.option("--reference", type=click.Choice(["auto", "none"]), default=D.reference, show_default=True,
+              help="Higgs: pair each target with another clip of its speaker as the voice reference (auto).")
+@opt("--text-loss", is_flag=True, help="Higgs: add the text head's loss (the model's text_lm_head).")
+@click.option("--grad-checkpointing/--no-grad-checkpointing", default=None,
+              help="Recompute activations in backward (less memory) [default: on for models over 2B].")
+@click.option("--quantize", type=click.Choice(["4bit"]), default=None,
+              help="QLoRA: load the frozen base in 4 bits (bitsandbytes; CUDA only).")
+@click.option("--dry-run", is_flag=True, help="Print the estimated peak memory for these settings; load nothing.")
 @click.option("--nproc", type=click.IntRange(min=1), default=1, show_default=True,
               help="Processes on this machine, one GPU each (torchrun; see the README for several machines).")
-@click.option("--dry-run", is_flag=True, help="Print the run's estimated peak memory (headers and manifest only) and exit.")
 @common_options
 # fmt: on
 def cli(model, manifest, output, adapter, settings, nproc, dry_run, **options):
@@ -92,11 +98,16 @@ def cli(model, manifest, output, adapter, settings, nproc, dry_run, **options):
         raise click.UsageError(f"{', '.join(explicit)}: LoRA options describe a fresh adapter; not with --adapter or --full")
     options["max_grad_norm"] = options["max_grad_norm"] or None
     config = TrainConfig(model=model, manifest=manifest, out=str(output), adapter=adapter and str(adapter), **options)
-    if dry_run:  # nothing loaded, nothing written: the estimate of voxlora.train.memory
+    if dry_run:  # nothing loaded, nothing written (voxlora.train.memory)
         from voxlora.train.config import resolve
+        from voxlora.train.memory import dry_run as estimate
         from voxlora.train.memory import plan
 
-        emit(plan(resolve(config), settings))
+        resolved = resolve(config)
+        record = estimate(resolved, settings)
+        if record["family"] == "csm":  # CSM's own estimate, from the manifest's longest clip
+            record.update(plan(resolved, settings))
+        emit(record)
         return
     if nproc > 1:  # torchrun on this machine, each process running this command less --nproc
         from voxlora.train.launch import launch, without_nproc

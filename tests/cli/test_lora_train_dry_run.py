@@ -54,7 +54,7 @@ def test_estimate_formula_by_hand():
         "depth_decoder_config": {"num_hidden_layers": 1, "hidden_size": 2, "num_attention_heads": 1},
     }  # fmt: skip
     shapes = {"a.weight": (10, 10), "codec_model.x": (5,)}
-    est = memory.estimate(
+    est = memory.csm_estimate(
         config, shapes, 6, dtype="bf16", batch=1, positions=10, frames=4, decoder_fraction=0.5
     )
     assert est["weights"] == 100 * 2 + 5 * 4

@@ -55,7 +55,6 @@ class TrainConfig:
     dtype: str = "auto"  # auto | fp32 | bf16 | fp16: compute precision (autocast); master weights stay fp32
     # auto: bf16 on a CUDA GPU (torch backend), fp32 elsewhere, as synth's --dtype auto
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
-    grad_checkpointing: bool = False  # torch: recompute each layer's activations in the backward
     processes: int = 1  # processes the run started on (torchrun): a step is grad_accum x processes micro-batches; kept on --resume
 
     # validation, logging, saving
@@ -68,6 +67,12 @@ class TrainConfig:
     cache_dir: str | None = None  # Mimi codes cache; None: OUT/../voxlora-codes
     resume: bool = False  # continue from the newest OUT/step_NNNNNNN/ checkpoint
     strict: bool = False  # a bad manifest record or clip stops the run (default: warned about, skipped)
+
+    # Higgs Audio v2 (other families ignore these)
+    reference: str = "auto"  # auto: a same-speaker clip before each target (ChatML brings its own) | none
+    text_loss: bool = False  # also train on the text head's loss (text_lm_head, loaded when asked)
+    grad_checkpointing: bool | None = None  # recompute activations in backward; None: on over 2B parameters
+    quantize: str | None = None  # 4bit: QLoRA, the frozen base in 4 bits (bitsandbytes, CUDA only)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
