@@ -40,7 +40,7 @@ lora-init --model "$OUT/tiny-csm" --targets all-linear,codebook0_head -r 16 --al
 #    metrics.jsonl and loss.png in $OUT/a1. One thread: faster than many for a model this small.
 echo "== 4. lora-train -> $OUT/a1" >&2
 OMP_NUM_THREADS=1 lora-train --model "$OUT/tiny-csm" --adapter "$OUT/a0" --manifest "$OUT/train.jsonl" \
-  -o "$OUT/a1" --max-steps 60 --lr 3e-3 --log-every 10 > "$OUT/train.out"
+  -o "$OUT/a1" --max-steps 60 --lr 3e-3 --log-every 10 --overwrite > "$OUT/train.out"  # a rerun replaces it
 python - "$OUT/train.out" <<'EOF'
 import json
 import sys
@@ -65,3 +65,12 @@ import sys
 r = json.loads(open(sys.argv[1], encoding="utf-8").readline())
 print(f"speech: {r['audio']} ({r['duration']:.2f} s at {r['sample_rate']} Hz, adapter {r['adapter']})")
 EOF
+
+# 6. Did the fine-tune work? Two held-out sentences the adapter never heard, spoken by the demo's
+#    voice (the real recordings), by the base and by the adapter; lora-eval scores every clip and
+#    prints the table (the tiny model's numbers are poor: the real row shows what good looks like).
+echo "== 6. lora-eval -> $OUT/report/index.html" >&2
+python -c 'import sys; from voxlora.demo_corpus import write_held_out; write_held_out(sys.argv[1])' "$OUT/held-out"
+OMP_NUM_THREADS=1 lora-eval --model "$OUT/tiny-csm" --adapter "$OUT/a1" --manifest "$OUT/held-out/held_out.jsonl" \
+  -o "$OUT/report" --max-seconds 3 > "$OUT/eval.jsonl" 2> "$OUT/eval.log" || { cat "$OUT/eval.log" >&2; exit 1; }
+awk '/^system /{table=1} table' "$OUT/eval.log"   # the table, any finding, and the report's path

@@ -8,6 +8,7 @@ import logging
 
 import click
 from voxlora.clikit import command, common_options, emit, run, show_progress, speakers_option
+from voxlora.errors import VoxloraError
 
 log = logging.getLogger("voxlora.hf_fetch")
 
@@ -45,12 +46,19 @@ decoded is reported on stderr and skipped. Offline, a Hub id fails at once (HF_H
 @common_options
 def cli(dataset, out_dir, config_name, speakers_file, **fields):
     """Fetch clips of a Hugging Face dataset as WAVs; print one JSONL record per clip."""
+    from pathlib import Path
+
+    from voxlora import outputs
     from voxlora.hf import FetchConfig, fetch, hide_datasets_progress
     from voxlora.rejects import Tally
     from voxlora.speakers import SpeakerMap
 
     if not show_progress():
         hide_datasets_progress()
+    kind = outputs.wav_folder("hf-fetch")  # never the dataset's own folder, never a folder of other files
+    outputs.check_dir(out_dir, kind, [("the dataset's folder", dataset)] if Path(dataset).exists() else [])
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    outputs.mark_dir(out_dir, kind)
     cfg = FetchConfig(dataset, out_dir, config=config_name, **fields)
     speakers = SpeakerMap.load(speakers_file) if speakers_file else SpeakerMap()
     tally = Tally()
@@ -68,6 +76,8 @@ def cli(dataset, out_dir, config_name, speakers_file, **fields):
     if len(speakers):
         log.info("%s", speakers.describe())
     log.info("%s: %s", dataset, tally.summary())
+    if tally.kept == 0:  # no usable input at all
+        raise VoxloraError(f"{dataset}: no usable clip ({tally.summary()})")
 
 
 main = run(cli)

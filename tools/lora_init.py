@@ -4,7 +4,7 @@ import dataclasses
 from pathlib import Path
 
 import click
-from voxlora.clikit import command, common_options, emit, log, run
+from voxlora.clikit import command, common_options, emit, log, overwrite_option, run
 from voxlora.lora_options import family_option, lora_options
 
 
@@ -19,8 +19,9 @@ from voxlora.lora_options import family_option, lora_options
     "-o", "--output", type=click.Path(file_okay=False, path_type=Path), help="Adapter folder to write."
 )
 @click.option("--dry-run", is_flag=True, help="Print the plan (modules, parameters, share of the base) only.")
+@overwrite_option
 @common_options
-def cli(model, settings, family, seed, output, dry_run):
+def cli(model, settings, family, seed, output, dry_run, overwrite):
     """Write a fresh adapter (peft's layout) for MODEL, or with --dry-run show what it would train.
 
     The plan comes from the checkpoint's safetensors headers alone, so --dry-run is instant even
@@ -40,6 +41,10 @@ def cli(model, settings, family, seed, output, dry_run):
     if not dry_run and output is None:
         raise click.UsageError("give -o/--output ADAPTER (or --dry-run)")
     folder = model_dir(model)
+    if output is not None and not dry_run:  # before anything is read: never the base, never a trained run
+        from voxlora import outputs
+
+        outputs.check_dir(output, outputs.ADAPTER, [("the base model's folder", folder)], overwrite=overwrite)
     kind = families.resolve(folder, family)
     settings = dataclasses.replace(settings, family=kind.name)
     shapes = targets.base_shapes(folder)

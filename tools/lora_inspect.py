@@ -34,6 +34,10 @@ def cli(adapter, model, as_json, top, family):
     from voxlora.adapter_report import report
 
     paths, failed = _from_stdin() if adapter == "-" else ([adapter], [])
+    if not paths and not failed:  # no usable input at all
+        raise VoxloraError(
+            '<stdin>: no adapters to report (stdin is empty; give JSON records with "adapter")'
+        )
     for path in paths:
         try:
             info = report(path, model, family)

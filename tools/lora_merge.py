@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import click
+from voxlora.adapter_base import allow_other_base_option
 from voxlora.clikit import command, common_options, emit, log, run
 from voxlora.lora_options import family_option
 
@@ -21,7 +22,8 @@ DTYPES = ("bf16", "fp16", "fp32")
     "--output",
     required=True,
     type=click.Path(file_okay=False, path_type=Path),
-    help="Model folder to write (replaced atomically if it exists).",
+    help="Model folder to write (an earlier lora-merge output there is replaced atomically; "
+    "never the base, the adapter, or a folder holding other files).",
 )
 @click.option(
     "--dtype",
@@ -29,8 +31,9 @@ DTYPES = ("bf16", "fp16", "fp32")
     help="Cast the weights (default: keep the base's; the codec always keeps its dtype).",
 )
 @family_option
+@allow_other_base_option
 @common_options
-def cli(model, adapter, output, dtype, family):
+def cli(model, adapter, output, dtype, family, allow_other_base):
     """Merge ADAPTER into MODEL: W + scaling * B @ A for every LoRA module, trained embeddings
     written in, config/tokenizer/processor files copied (and VoxCPM's audiovae.pth). Loads like
     the base (CSM: CsmForConditionalGeneration.from_pretrained and synth --model).
@@ -41,11 +44,19 @@ def cli(model, adapter, output, dtype, family):
     \b
     lora-merge --model sesame/csm-1b --adapter runs/voice -o models/voice --dtype bf16
     """
-    from voxlora.adapter import read_adapter
+    from voxlora import outputs
+    from voxlora.modelfolder import model_dir
+
+    inputs = [("the base model's folder", model_dir(model)), ("the adapter folder", adapter)]
+    outputs.check_dir(output, outputs.MERGED, inputs)  # before torch loads; merge_folder checks it again
+
+    from voxlora.adapter import base_fingerprint, read_adapter
+    from voxlora.adapter_base import check_base
     from voxlora.merge import merge_folder
     from voxlora.modelfolder import torch_dtype
 
     loaded = read_adapter(adapter)
+    check_base(loaded, adapter, model, lambda: base_fingerprint(model_dir(model)), allow=allow_other_base)
     summary = merge_folder(
         model, loaded, output, dtype=torch_dtype(dtype) if dtype else None, where=adapter, family=family
     )

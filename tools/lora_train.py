@@ -1,16 +1,19 @@
 """lora-train: from a JSONL manifest to a trained CSM adapter (metrics JSONL on stdout)."""
 
+import os
 from pathlib import Path
 
 import click
 from click.core import ParameterSource
-from voxlora.clikit import CONTEXT, common_options, emit, run, show_progress
+from voxlora.adapter_base import allow_other_base_option
+from voxlora.clikit import CONTEXT, common_options, emit, overwrite_option, run, show_progress
 from voxlora.lora_options import FLAGS as LORA_FLAGS
 from voxlora.lora_options import lora_options
-from voxlora.train.config import CHOICES, FULL_LR, LORA_LR, TrainConfig
+from voxlora.train.config import CHOICES, FULL_LR, LORA_LR, TrainConfig, resolve
 from voxlora.train.launch import ARGV, KeepsArgv
 
 D = TrainConfig()  # every default lives in TrainConfig
+POSITIVE, COUNT = click.IntRange(min=1), click.IntRange(min=0)  # bad values are usage errors (exit 2)
 
 
 def opt(*decls, **kwargs):
@@ -35,32 +38,38 @@ def choice(name: str, **kwargs):
 @opt("--adapter", type=click.Path(path_type=Path), help="Start from this adapter (e.g. lora-init's).")
 @lora_options
 @opt("--full", is_flag=True, help="Train every weight except the codec (no adapter).")
-@opt("--epochs", type=int, help="Passes over the manifest.")
-@opt("--max-steps", type=int, help="Optimizer steps (overrides --epochs).")
-@opt("--batch-size", type=int, help="Clips per micro-batch.")
-@opt("--grad-accum", type=int, help="Micro-batches per optimizer step.")
-@opt("--max-batch-frames", type=int, help="Length-sorted batches of at most N padded positions (not --batch-size).")
-@opt("--lr", type=float, help=f"Peak learning rate [default: {LORA_LR} LoRA, {FULL_LR} --full].")
-@opt("--warmup-steps", type=int)
+@opt("--epochs", type=POSITIVE, help="Passes over the manifest.")
+@opt("--max-steps", type=POSITIVE, help="Optimizer steps (overrides --epochs).")
+@opt("--batch-size", type=POSITIVE, help="Clips per micro-batch.")
+@opt("--grad-accum", type=POSITIVE, help="Micro-batches per optimizer step.")
+@opt("--max-batch-frames", type=POSITIVE, help="Length-sorted batches of at most N padded positions (not --batch-size).")
+@opt("--lr", type=click.FloatRange(min=0, min_open=True), help=f"Peak learning rate [default: {LORA_LR} LoRA, {FULL_LR} --full].")
+@opt("--warmup-steps", type=COUNT)
 @choice("lr_schedule")
 @choice("optimizer")
-@opt("--weight-decay", type=float)
-@opt("--max-grad-norm", type=float, help="0: no clipping.")
+@opt("--weight-decay", type=click.FloatRange(min=0))
+@opt("--max-grad-norm", type=click.FloatRange(min=0), help="0: no clipping.")
 @opt("--seed", type=click.IntRange(min=0))
-@opt("--decoder-frame-fraction", type=float, help="Share of frames the depth decoder learns on (1: all).")
+@opt("--decoder-frame-fraction", type=click.FloatRange(0, 1, min_open=True), help="Share of frames the depth decoder learns on (1: all).")
 @opt("--default-speaker", type=click.IntRange(min=0), help='CSM speaker for records without "speaker".')
 @choice("backend", help="torch, or mlx (Apple silicon; mlx[cpu] elsewhere); auto: mlx on Apple silicon when installed.")
 @choice("dtype", help="Compute precision (autocast); trained weights stay fp32. auto: bf16 on a CUDA GPU, else fp32.")
 @opt("--device", help="auto, cpu, cuda, cuda:N (one GPU of several) or mps.")
 @opt("--val-manifest", help="Validation manifest (JSONL).")
-@opt("--val-every", type=int, help="Validate every N steps (0: only at the end).")
-@opt("--log-every", type=int, help="Steps per metrics line.")
-@opt("--save-every", type=int, help="Checkpoint into OUT/step_NNNNNNN/ every N steps (0: none).")
-@opt("--keep-last", type=int, help="Checkpoints kept.")
+@opt("--val-every", type=COUNT, help="Validate every N steps (0: only at the end).")
+@opt("--log-every", type=POSITIVE, help="Steps per metrics line.")
+@opt("--save-every", type=COUNT, help="Checkpoint into OUT/step_NNNNNNN/ every N steps (0: none).")
+@opt("--keep-last", type=POSITIVE, help="Checkpoints kept.")
 @choice("save_mode", help="lora: the adapter; full: a merged model (OUT/merged); both.")
 @opt("--cache-dir", help="Mimi codes cache [default: voxlora-codes/ beside OUT]; safe to delete.")
+@opt("--sample-every", type=COUNT, help="Speak the sample texts into OUT/samples/step_NNNNNNN/ every N steps (scored with [eval]).")
+@opt("--sample-texts", type=click.Path(dir_okay=False), help="Sample texts, one per line [default: the first two of the val (else train) manifest].")
+@opt("--sample-max-seconds", type=click.FloatRange(min=0, min_open=True), help="Longest sample clip.")
+@opt("--keep-best", type=click.Choice(["val_loss", "wer", "speaker_sim"]), help="Keep OUT/best/: the adapter at the best value so far.")
 @opt("--resume", is_flag=True, help="Continue from the newest checkpoint in OUT (same settings).")
 @opt("--strict", is_flag=True, help="Stop at the first bad record or clip (default: warn, skip it).")
+@overwrite_option
+@allow_other_base_option
 @click.option("--reference", type=click.Choice(["auto", "none"]), default=D.reference, show_default=True,
               help="Higgs: pair each target with another clip of its speaker as the voice reference (auto).")
 @opt("--text-loss", is_flag=True, help="Higgs: add the text head's loss (the model's text_lm_head).")
@@ -88,9 +97,7 @@ def cli(model, manifest, output, adapter, settings, nproc, dry_run, **options):
     lora-init --model M -r 16 --targets attn -o a0 && lora-train --model M --adapter a0 --manifest t.jsonl -o a1
     hf-fetch ./corpus --out-dir c | mkmanifest - --sample-rate 24000 --out-dir w | lora-train --model M --manifest - -o a2
     """
-    from voxlora.train import distributed
-    from voxlora.train.recipe import run as run_training
-    from voxlora.train.signals import Interrupted, Stopped, StopSignals, Terminated
+    from voxlora.train import run_folder
 
     source = click.get_current_context().get_parameter_source
     explicit = ["--" + f.replace("_", "-") for f in LORA_FLAGS if source(f) == ParameterSource.COMMANDLINE]
@@ -99,7 +106,6 @@ def cli(model, manifest, output, adapter, settings, nproc, dry_run, **options):
     options["max_grad_norm"] = options["max_grad_norm"] or None
     config = TrainConfig(model=model, manifest=manifest, out=str(output), adapter=adapter and str(adapter), **options)
     if dry_run:  # nothing loaded, nothing written (voxlora.train.memory)
-        from voxlora.train.config import resolve
         from voxlora.train.memory import dry_run as estimate
         from voxlora.train.memory import plan
 
@@ -109,6 +115,19 @@ def cli(model, manifest, output, adapter, settings, nproc, dry_run, **options):
             record.update(plan(resolved, settings))
         emit(record)
         return
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 alone owns OUT
+        resolve(config)  # bad option values and combinations: usage errors, before torch is imported
+        run_folder.check(output, config)  # the output folder's rule, as early
+        from voxlora.textsniff import check_manifest_file
+
+        for path in (manifest, config.val_manifest):  # a WAV given as a manifest: one line, at once
+            if path:
+                check_manifest_file(path)
+
+    from voxlora.train import distributed
+    from voxlora.train.recipe import run as run_training
+    from voxlora.train.signals import Interrupted, Stopped, StopSignals, Terminated
+
     if nproc > 1:  # torchrun on this machine, each process running this command less --nproc
         from voxlora.train.launch import launch, without_nproc
 
@@ -117,6 +136,11 @@ def cli(model, manifest, output, adapter, settings, nproc, dry_run, **options):
         distributed.check_config(config, distributed.World(size=nproc))
         ctx = click.get_current_context()
         ctx.exit(launch(nproc, without_nproc(ctx.meta[ARGV]), output, ctx.meta.get("voxlora.debug", False)))
+    from voxlora.backends import default_backend
+    from voxlora.devices import check_device
+
+    if (config.backend if config.backend != "auto" else default_backend()) == "torch":
+        check_device(config.device)  # before anything loads, as every command does
     world = distributed.start(config.device)  # one of several processes under torchrun
     bars = _Bars(show_progress() and world.is_main)
     try:
@@ -166,7 +190,7 @@ class _Bars:
             bar.close()
 
 
-main = run(cli)
+main = run(cli, finish_on_closed_stdout=True)  # | head -1 never costs the adapter
 
 if __name__ == "__main__":  # torchrun -m voxlora.cli.lora_train
     main()

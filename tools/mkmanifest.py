@@ -11,7 +11,15 @@ import logging
 import sys
 
 import click
-from voxlora.clikit import command, common_options, emit, run, show_progress, speakers_option
+from voxlora.clikit import (
+    command,
+    common_options,
+    emit,
+    overwrite_option,
+    run,
+    show_progress,
+    speakers_option,
+)
 from voxlora.errors import VoxloraError
 
 log = logging.getLogger("voxlora.mkmanifest")
@@ -54,6 +62,7 @@ clip at all is usable.
     help="Write each rejected input here (JSONL + reason).",
 )
 @click.option("--strict", is_flag=True, help="Stop with exit 1 at the first bad input.")
+@overwrite_option
 @click.option(
     "--to",
     "fmt",
@@ -79,6 +88,7 @@ def cli(
     strict,
     fmt,
     jobs,
+    overwrite,
 ):
     """Check audio + transcripts and write a training manifest (JSONL) to stdout."""
     if sample_rate and not out_dir:
@@ -86,6 +96,7 @@ def cli(
     if min_duration is not None and max_duration is not None and min_duration > max_duration:
         raise click.UsageError("--min-duration is larger than --max-duration")
 
+    from voxlora import outputs
     from voxlora.corpora import iter_source
     from voxlora.manifest import to_csm_mlx, to_voxcpm
     from voxlora.prepare import PrepareConfig, make_out_dir, prepare
@@ -95,8 +106,14 @@ def cli(
     config = PrepareConfig(sample_rate, out_dir, min_duration, max_duration, speaker, jobs, strict)
     speakers = SpeakerMap.load(speakers_file) if speakers_file else SpeakerMap()
     entries = iter_source(source)  # a missing INPUT fails here, before the output folder is made
+    inputs = [] if source == "-" else [("the input", source)]
+    if rejects:  # a JSONL file of rejects, never the input, never another kind of file
+        outputs.check_file(rejects, outputs.JSONL_FILE, inputs, overwrite=overwrite)
     if out_dir:
+        kind = outputs.wav_folder("mkmanifest")  # never the input's folder, never a folder of other files
+        outputs.check_dir(out_dir, kind, inputs)
         make_out_dir(out_dir)  # before any clip: a folder that cannot be written is one line
+        outputs.mark_dir(out_dir, kind)
     tally = Tally()
     records = prepare(entries, config, speakers, tally)
     if show_progress():
@@ -127,6 +144,8 @@ def cli(
         log.warning("no ChatML record for %d speakers with a single clip (no reference)", len(unpaired))
     if len(speakers):
         log.info("%s", speakers.describe())
+    if tally.kept == 0 and not tally.rejected:  # no input at all (an empty file, an empty pipe): one line
+        raise VoxloraError(f"{'<stdin>' if source == '-' else source}: no clips in the input (it is empty)")
     log.info("%s", tally.summary())
     if tally.kept == 0 and tally.rejected:
         raise VoxloraError(f"{source}: no usable clip ({tally.summary()})")

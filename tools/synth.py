@@ -1,10 +1,12 @@
 """synth: speech from text with a CSM model, a LoRA adapter (applied or merged), speakers and context."""
 
+import os
 import sys
 
 import click
+from voxlora.adapter_base import allow_other_base_option
 from voxlora.backends import BACKENDS
-from voxlora.clikit import command, common_options, emit, run, show_progress
+from voxlora.clikit import command, common_options, emit, overwrite_option, run, show_progress
 from voxlora.errors import VoxloraError
 from voxlora.synth.config import SynthConfig
 
@@ -77,8 +79,10 @@ base model once and each adapter once.
 @click.option(
     "--strict", is_flag=True, help="Stdin mode: stop at the first bad line (default: report it, go on)."
 )
+@overwrite_option
+@allow_other_base_option
 @common_options
-def cli(text, contexts, context_texts, output, out_dir, strict, **options):
+def cli(text, contexts, context_texts, output, out_dir, strict, overwrite, **options):
     batch = text in (None, "-")
     if len(contexts) != len(context_texts):
         raise click.UsageError(f"{len(contexts)} --context clips but {len(context_texts)} --context-text")
@@ -87,19 +91,40 @@ def cli(text, contexts, context_texts, output, out_dir, strict, **options):
     if batch and output:
         raise click.UsageError('-o is for one TEXT; reading stdin, use --out-dir or an "out" in each record')
 
+    import itertools
+
     from tqdm import tqdm
+    from voxlora import outputs
+    from voxlora.devices import check_device
     from voxlora.synth.requests import ContextClip, make_request, read_requests
-    from voxlora.synth.synthesizer import Synthesizer
 
     config = SynthConfig(
         context=[ContextClip(a, t) for a, t in zip(contexts, context_texts, strict=True)], **options
     )
+    check_device(config.device, config.resolved_backend())  # before anything loads
+    inputs = [("a --context clip", c) for c in contexts]
+    if output:
+        outputs.check_file(output, outputs.WAV_FILE, inputs, overwrite=overwrite)
+    if out_dir:
+        kind = outputs.wav_folder("synth")
+        outputs.check_dir(out_dir, kind, inputs + [("the --adapter folder", config.adapter)])
     if batch:
         if sys.stdin.isatty():
             click.echo("synth: reading lines of text from stdin (Ctrl-D to end)", err=True)
         requests = read_requests(sys.stdin.buffer, config, out_dir)  # bytes: each line decoded alone
+        first = next(requests, None)
+        if first is None:  # no usable input at all: one line, before the model loads
+            raise VoxloraError("<stdin>: no text to speak (stdin is empty)")
+        requests = itertools.chain([first], requests)
     else:  # checked before the model loads: a bad TEXT fails at once
         requests = iter([make_request({"text": text}, 1, config, out_dir, "", out=output)])
+    from voxlora.synth.synthesizer import Synthesizer  # torch: only now that the checks are done
+
+    if config.adapter:  # made for this base? (checked before the model loads)
+        Synthesizer.check_adapter_base(config, config.adapter)
+    if out_dir:  # what says "synth wrote this folder" next time
+        os.makedirs(out_dir, exist_ok=True)
+        outputs.mark_dir(out_dir, kind)
 
     synth = Synthesizer(config)
     failed = made = 0
@@ -108,6 +133,13 @@ def cli(text, contexts, context_texts, output, out_dir, strict, **options):
             try:
                 if isinstance(request, VoxloraError):  # a bad stdin line
                     raise request
+                if batch and request.out is not None:  # a record's own "out": the single-file rule
+                    where = f"{request.where}: " if request.where else ""
+                    try:
+                        clips = [("a context clip", c.audio) for c in request.context]
+                        outputs.check_file(request.out, outputs.WAV_FILE, clips, overwrite=overwrite)
+                    except VoxloraError as e:
+                        raise VoxloraError(f"{where}{e}") from None
                 emit(synth.speak(request).record)
                 made += 1
             except VoxloraError as e:
@@ -122,4 +154,4 @@ def cli(text, contexts, context_texts, output, out_dir, strict, **options):
         )
 
 
-main = run(cli)
+main = run(cli, finish_on_closed_stdout=True)  # | head never costs the clips

@@ -22,6 +22,16 @@ MOVED_ASIDE = re.compile(r"^\.(?P<name>.+)\.old-\d+$")
 log = logging.getLogger("voxlora")
 
 
+def umask() -> int:
+    """The process's umask: from /proc where there is one (no window where it differs), else set back."""
+    with contextlib.suppress(OSError, ValueError, StopIteration):
+        with open("/proc/self/status", encoding="ascii") as f:
+            return int(next(line for line in f if line.startswith("Umask:")).split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _fsync_dir(path: Path) -> None:
     with contextlib.suppress(OSError):  # some filesystems refuse to open folders
         fd = os.open(path, os.O_RDONLY)
@@ -42,6 +52,7 @@ def atomic_file(path, mode: str = "wb", **open_kwargs):
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~umask())  # mkstemp makes 0600; the file gets what open() would give
         with os.fdopen(fd, mode, **open_kwargs) as f:
             yield f
             f.flush()
@@ -76,11 +87,16 @@ def atomic_dir(path):
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
     try:
+        os.chmod(tmp, 0o777 & ~umask())  # mkdtemp makes 0700; the folder gets what mkdir would give
         yield tmp
+        mask = umask()
         for child in tmp.rglob("*"):
             if child.is_file():
+                os.chmod(child, 0o666 & ~mask)  # some writers (safetensors) make 0600 whatever the umask
                 with open(child, "rb") as f:
                     os.fsync(f.fileno())
+            elif child.is_dir():
+                os.chmod(child, 0o777 & ~mask)
         old = None
         if path.exists():
             old = path.parent / f".{path.name}.old-{os.getpid()}"

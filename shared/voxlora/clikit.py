@@ -12,6 +12,7 @@ Exit codes: 0 success, 1 a user-caused failure (``Error: <file>:<line>: <what>``
 (click's own), 130 Ctrl-C. Tracebacks only with ``--debug``.
 """
 
+import contextlib
 import functools
 import logging
 import os
@@ -20,7 +21,7 @@ import sys
 
 import click
 
-from voxlora.errors import VoxloraError
+from voxlora.errors import UsageError, VoxloraError
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 log = logging.getLogger("voxlora")
@@ -78,11 +79,41 @@ def show_progress() -> bool:
     return sys.stderr.isatty() and not quiet
 
 
+overwrite_option = click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace an output this command wrote before even when it holds trained work, or an "
+    "output file of another kind. Never replaces files another command or the user put there.",
+)
+
+_stdout_closed = False
+
+
 def emit(record: dict, stream=None) -> None:
-    """One JSON object per line on stdout, flushed so the next tool in a pipe sees it at once."""
+    """One JSON object per line on stdout, flushed so the next tool in a pipe sees it at once.
+
+    When stdout's reader has gone (``| head -1``) in a command that finishes its job anyway
+    (``run(cli, finish_on_closed_stdout=True)``), one line says so on stderr and later records are
+    dropped; the command's files are written as ever.
+    """
+    global _stdout_closed
     from voxlora.manifest import write_record
 
-    write_record(stream or sys.stdout, record)
+    if _stdout_closed and stream is None:
+        return
+    try:
+        write_record(stream or sys.stdout, record)
+    except BrokenPipeError:
+        if stream is not None:
+            raise
+        _stdout_closed = True
+        with contextlib.suppress(OSError, ValueError):  # later writes and the exit flush go nowhere
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+        log.warning(
+            "stdout was closed by its reader; going on without it (the output files are still written)"
+        )
 
 
 class Command(click.Command):
@@ -97,6 +128,10 @@ class Command(click.Command):
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
+        except UsageError as e:  # an option value the library found wrong: exit 2, as click's own
+            if ctx.meta.get("voxlora.debug"):
+                raise
+            raise click.UsageError(str(e), ctx) from None
         except VoxloraError as e:
             if ctx.meta.get("voxlora.debug"):
                 raise
@@ -118,13 +153,18 @@ def command(**kwargs):
     return click.command(cls=Command, context_settings=CONTEXT, **kwargs)
 
 
-def run(cli: click.Command):
-    """Wrap a click command into a console-script ``main`` with voxlora's exit rules."""
+def run(cli: click.Command, finish_on_closed_stdout: bool = False):
+    """Wrap a click command into a console-script ``main`` with voxlora's exit rules.
+
+    A pure filter (mkmanifest, hf-fetch, ...) ends quietly when its reader goes away (``| head``):
+    the default SIGPIPE action, as csvkit does. A command whose stdout is a report on long work
+    (lora-train's metrics, synth's clips) passes ``finish_on_closed_stdout=True``: SIGPIPE stays
+    ignored, `emit` notices the closed pipe, and the work (the adapter, the WAVs) is finished.
+    """
 
     def main(args=None) -> None:
-        # `tool | head` must end quietly: restore the default SIGPIPE action (as csvkit does).
         if hasattr(signal, "SIGPIPE"):
-            signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+            signal.signal(signal.SIGPIPE, signal.SIG_IGN if finish_on_closed_stdout else signal.SIG_DFL)
         try:
             code = cli.main(args=args, standalone_mode=False)
         except click.ClickException as e:  # usage errors exit 2, user errors 1

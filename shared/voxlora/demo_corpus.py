@@ -46,6 +46,37 @@ SENTENCES = (
     "The soft cushion broke the man's fall.",
 )
 
+# Two sentences the demo never trains on: `make demo` ends with lora-eval speaking them.
+HELD_OUT = (
+    "The sky that morning was clear and bright blue.",
+    "Open the crate but don't break the glass.",
+)
+
+
+def write_held_out(out_dir, sentences=HELD_OUT, voice: str = VOICE) -> Path:
+    """The held-out sentences spoken by the demo's voice as 24 kHz WAVs, and their manifest (returned)."""
+    import json
+
+    from voxlora import audio
+    from voxlora.atomic import atomic_write_text
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for i, (text, x) in enumerate(zip(sentences, synthesize(sentences, voice, 24000), strict=True)):
+        path = out_dir / f"held_out_{i}.wav"
+        audio.write_wav(path, x, 24000)
+        record = {
+            "audio": str(path.resolve()),
+            "text": text,
+            "speaker": 0,
+            "duration": audio.duration(x, 24000),
+        }
+        lines.append(json.dumps(record) + "\n")
+    manifest = out_dir / "held_out.jsonl"
+    atomic_write_text(manifest, "".join(lines))
+    return manifest
+
 
 def synthesize(sentences=SENTENCES, voice: str = VOICE, sample_rate: int = SAMPLE_RATE) -> list:
     """One mono float32 array per sentence at ``sample_rate``, sentence i spoken with seed i."""

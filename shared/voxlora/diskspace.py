@@ -26,7 +26,10 @@ def human(n: float) -> str:
 
 
 def free_bytes(folder) -> int:
-    return shutil.disk_usage(Path(folder)).free
+    folder = Path(folder).absolute()
+    while not folder.exists() and folder != folder.parent:  # a folder not made yet: its filesystem
+        folder = folder.parent
+    return shutil.disk_usage(folder).free
 
 
 def require_room(folder, needed: int, what: str) -> None:

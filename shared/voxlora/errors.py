@@ -13,3 +13,8 @@ class VoxloraError(Exception):
 def where(path, line: int | None = None) -> str:
     """``path`` or ``path:line``, the prefix every error message starts with."""
     return f"{path}:{line}" if line is not None else str(path)
+
+
+class UsageError(VoxloraError):
+    """A bad option value or combination found by the library (e.g. ``--targets`` unknown to the
+    model's family): the commands report it as click's usage errors, exit 2."""

@@ -31,6 +31,7 @@ from voxlora.atomic import atomic_file
 from voxlora.errors import VoxloraError
 from voxlora.errors import where as _where
 from voxlora.rejects import Rejected
+from voxlora.textsniff import jsonl_lines
 
 OPTIONAL_INTS = ("speaker", "sample_rate", "dataset_id")
 STDIN = "<stdin>"
@@ -153,7 +154,7 @@ def iter_manifest(source, resolve: bool = True) -> Iterator[Entry]:
     """
     name = STDIN if str(source) == "-" else str(source)
     base = os.getcwd() if str(source) == "-" else os.path.dirname(os.path.abspath(source))
-    for line_no, raw in _lines(source):
+    for line_no, raw in jsonl_lines(name, _lines(source)):  # not JSONL text at all: one error, at once
         where = _where(name, line_no)
         text = decode_line(raw, where)
         if isinstance(text, Rejected):

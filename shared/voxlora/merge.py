@@ -21,10 +21,9 @@ from pathlib import Path
 
 import torch
 
-from voxlora import families, lora, targets, tensor_pickle
+from voxlora import families, lora, outputs, targets, tensor_pickle
 from voxlora.adapter import Adapter, require_fits, with_base_names
 from voxlora.atomic import atomic_dir
-from voxlora.errors import VoxloraError
 from voxlora.safetensors_stream import Stored, dtypes, iter_tensors, read_header, write_streaming
 
 INDEX = "model.safetensors.index.json"
@@ -61,8 +60,10 @@ def merge_folder(
     src = model_dir(model)
     kind = families.resolve(src, family)
     out = Path(out)
-    if out.resolve() == src.resolve():
-        raise VoxloraError(f"{out}: the output folder is the base model's folder")
+    inputs = [("the base model's folder", src)]
+    if Path(where).is_dir():
+        inputs.append(("the adapter folder", where))
+    outputs.check_dir(out, outputs.MERGED, inputs)  # never an input; never a folder of other files
     files = tensor_files(src, family)
     headers = {file: read_header(file)[0] for file in files}
     stored = {name: tuple(info["shape"]) for header in headers.values() for name, info in header.items()}
@@ -111,6 +112,7 @@ def merge_folder(
                 "weight_map": dict(sorted(weight_map.items())),
             }
             (tmp / INDEX).write_text(json.dumps(index, indent=2) + "\n")
+        outputs.mark_dir(tmp, outputs.MERGED, base=str(model), adapter=str(where))
     return summary
 
 

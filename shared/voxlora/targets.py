@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 
 from voxlora import families
-from voxlora.errors import VoxloraError
+from voxlora.errors import UsageError, VoxloraError
 from voxlora.families import Family
 
 # --component values of every family (each family checks its own in `select`)
@@ -166,9 +166,9 @@ def select(shapes: dict, settings, family: Family | None = None) -> Selection:
         names, heads = expand_targets(settings.targets, family)
         layers = parse_layers(settings.layers) if settings.layers else None
     except ValueError as e:
-        raise VoxloraError(str(e)) from None
+        raise UsageError(str(e)) from None
     if settings.component != "all" and settings.component not in family.components:
-        raise VoxloraError(
+        raise UsageError(
             f"unknown component {settings.component!r} (use {', '.join(family.components)} or all)"
         )
     chosen = tuple(family.components) if settings.component == "all" else (settings.component,)

@@ -82,7 +82,8 @@ def test_merge_is_exact_and_keeps_the_base_layout(tiny_csm, tmp_path):
     assert len(expected) == len(base) and scaling == 2.0
     assert all(torch.equal(merged[k], expected[k]) and merged[k].dtype == base[k].dtype for k in base)
     side = sorted(p.name for p in tiny_csm.iterdir() if p.suffix != ".safetensors")
-    assert side == sorted(p.name for p in out.iterdir() if p.suffix != ".safetensors")
+    marker = ["voxlora-merge.json"]  # what says "lora-merge wrote this folder" (voxlora.outputs)
+    assert sorted(side + marker) == sorted(p.name for p in out.iterdir() if p.suffix != ".safetensors")
     assert (out / "tokenizer.json").read_bytes() == (tiny_csm / "tokenizer.json").read_bytes()
 
 

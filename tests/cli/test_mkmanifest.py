@@ -145,9 +145,10 @@ def test_nothing_usable_is_exit_1(tmp_path, monkeypatch):
     ]
 
 
-def test_empty_input_is_fine():
+def test_empty_input_is_exit_1():  # no usable input at all (README: exit 1), one line
     result = mk("-", input="\n\n")
-    assert (result.exit_code, result.stdout) == (0, "")
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr.endswith("Error: <stdin>: no clips in the input (it is empty)\n")
 
 
 @pytest.mark.parametrize(

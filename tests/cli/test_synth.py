@@ -153,7 +153,11 @@ def test_a_bad_line_is_reported_and_every_good_line_still_spoken(tiny_csm, tmp_p
     result = synth(tiny_csm, "--out-dir", tmp_path / "gen", input='ok\n{"text": 3}\nalso ok\n')
     assert result.exit_code == 1
     assert [r["text"] for r in jsonl(result.stdout)] == ["ok", "also ok"]
-    assert sorted(p.name for p in (tmp_path / "gen").iterdir()) == ["0001.wav", "0003.wav"]
+    assert sorted(p.name for p in (tmp_path / "gen").iterdir()) == [
+        ".voxlora-output.json",
+        "0001.wav",
+        "0003.wav",
+    ]
     errors = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
     assert errors == [
         'Error: <stdin>:2: "text" must be a string, got 3',
@@ -176,7 +180,7 @@ def test_strict_stops_the_batch_at_the_first_bad_line(tiny_csm, tmp_path):
     result = synth(tiny_csm, "--out-dir", tmp_path / "gen", "--strict", input='ok\n{"text": 3}\nnever\n')
     assert result.exit_code == 1
     assert [r["audio"] for r in jsonl(result.stdout)] == [str(tmp_path / "gen" / "0001.wav")]
-    assert sorted(p.name for p in (tmp_path / "gen").iterdir()) == ["0001.wav"]
+    assert sorted(p.name for p in (tmp_path / "gen").iterdir()) == [".voxlora-output.json", "0001.wav"]
     assert result.stderr.splitlines()[-1] == 'Error: <stdin>:2: "text" must be a string, got 3'
 
 

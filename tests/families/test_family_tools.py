@@ -96,10 +96,10 @@ def test_family_override(tiny_higgs, tmp_path):
     assert result.exit_code == 0 and json.loads(result.stdout)["modules"] == 6
 
 
-def test_wrong_component_for_the_family_is_exit_1(tiny_voxcpm, tmp_path):
+def test_wrong_component_for_the_family_is_a_usage_error(tiny_voxcpm, tmp_path):
     result = invoke(init_main, "--model", tiny_voxcpm, "--component", "decoder", "-o", tmp_path / "a")
-    assert result.exit_code == 1
-    assert result.stderr == "Error: unknown component 'decoder' (use lm, dit or all)\n"
+    assert result.exit_code == 2
+    assert result.stderr.endswith("Error: unknown component 'decoder' (use lm, dit or all)\n")
 
 
 def test_higgs_merge_is_exact_and_equals_peft(tiny_higgs, tmp_path):
@@ -222,5 +222,17 @@ def test_voxcpm_config_without_alpha_is_refused(tiny_voxcpm, tmp_path):
 def test_an_adapter_for_another_family_does_not_fit(tiny_higgs, tiny_voxcpm, tmp_path):
     write_adapter(new_adapter_for(tiny_higgs, LoraSettings()), tmp_path / "h")
     result = invoke(merge_main, "--model", tiny_voxcpm, "--adapter", tmp_path / "h", "-o", tmp_path / "m")
+    assert result.exit_code == 1 and "made for another model (base fingerprint" in result.stderr
+    assert not (tmp_path / "m").exists()
+    result = invoke(
+        merge_main,
+        "--model",
+        tiny_voxcpm,
+        "--adapter",
+        tmp_path / "h",
+        "-o",
+        tmp_path / "m",
+        "--allow-other-base",
+    )
     assert result.exit_code == 1 and "4 adapter keys do not fit the base" in result.stderr
     assert not (tmp_path / "m").exists()

@@ -157,7 +157,10 @@ def _bad_fingerprint(adapter):
     meta = json.loads((adapter / "voxlora.json").read_text())
     meta["base_fingerprint"] = "sha256:0123456789abcdef"
     (adapter / "voxlora.json").write_text(json.dumps(meta))
-    return "made for another model (base fingerprint sha256:0123456789abcdef, {model} has {ours})"
+    return (
+        "made for another model (base fingerprint sha256:0123456789abcdef, {model} has {ours}); "
+        "add --allow-other-base to apply it anyway"
+    )
 
 
 def _bad_shape(adapter):

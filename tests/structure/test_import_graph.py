@@ -17,6 +17,7 @@ LAYERS = {
     "cores": (
         "voxlora.train",
         "voxlora.synth",
+        "voxlora.evaluation",
         "voxlora.merge",
         "voxlora.adapter_report",
         "voxlora.lora_options",

@@ -26,3 +26,18 @@ def test_two_sentences_make_a_deterministic_dataset_hf_fetch_reads(tmp_path):
     records = list(fetch(FetchConfig(str(tmp_path / "a"), str(tmp_path / "clips")), SpeakerMap(), Tally()))
     assert [r["text"] for r in records] == list(sentences)
     assert all(r["sample_rate"] == 22050 and 0.4 < r["duration"] < 3 for r in records)
+
+
+def test_held_out_sentences_are_not_trained_on_and_make_a_manifest(tmp_path):
+    import json
+
+    from voxlora.demo_corpus import HELD_OUT, SENTENCES, write_held_out
+
+    assert not set(HELD_OUT) & set(SENTENCES)
+    manifest = write_held_out(tmp_path / "held-out", HELD_OUT[:1])
+    [record] = [json.loads(line) for line in manifest.read_text().splitlines()]
+    assert record["text"] == HELD_OUT[0] and record["speaker"] == 0 and 1 < record["duration"] < 6
+    from voxlora import audio
+
+    x, rate = audio.load(record["audio"])
+    assert rate == 24000 and len(x) / rate == pytest.approx(record["duration"], abs=1e-3)

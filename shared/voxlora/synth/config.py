@@ -27,6 +27,7 @@ class SynthConfig:
     sample_rate: int | None = None  # resample the output; None = the model's rate (24 kHz)
     device: str = "auto"  # torch: auto = cuda when available, else cpu; mlx: auto (its default), cpu, gpu
     dtype: str = "auto"  # auto: bf16 on cuda, fp32 on cpu (and on MLX)
+    allow_other_base: bool = False  # apply adapters made for another base (warned about) instead of refusing
 
     def resolved_backend(self) -> str:
         from voxlora.backends import default_backend

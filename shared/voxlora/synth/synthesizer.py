@@ -46,6 +46,7 @@ class Synthesizer:
         if config.max_seconds <= 0:
             raise VoxloraError(f"--max-seconds must be positive, got {config.max_seconds}")
         self.config = config
+        self._fingerprint, self._checked = None, set()  # the base's fingerprint; adapters checked against it
         started = time.perf_counter()
         self.backend = load_model(config)
         self.bundle = self.backend.bundle  # the loaded model (torch's CsmBundle or MLX's MlxCsm)
@@ -74,8 +75,27 @@ class Synthesizer:
                 raise
             raise VoxloraError(f"{request.where}: {e}") from None
 
+    @staticmethod
+    def check_adapter_base(config: SynthConfig, path, fingerprint: str | None = None) -> str | None:
+        """Refuse an adapter made for another base (`voxlora.adapter_base`); returns the base's fingerprint."""
+        from voxlora.adapter import base_fingerprint
+        from voxlora.adapter_base import check_base
+        from voxlora.modelfolder import model_dir
+
+        found = [fingerprint]
+
+        def ours() -> str:  # read from the base's headers once, and only when an adapter records one
+            found[0] = found[0] or base_fingerprint(model_dir(config.model))
+            return found[0]
+
+        check_base(path, path, config.model, ours, allow=config.allow_other_base)
+        return found[0]
+
     def _speak(self, request: Request) -> Clip:
         cfg, backend = self.config, self.backend
+        if request.adapter is not None and str(request.adapter) not in self._checked:
+            self._fingerprint = self.check_adapter_base(cfg, request.adapter, self._fingerprint)
+            self._checked.add(str(request.adapter))
         self.adapters.use(request.adapter)
         turns = [
             Turn(

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from voxlora.errors import VoxloraError
+from voxlora.errors import UsageError, VoxloraError
 
 LORA_LR = 5e-4  # the usual LoRA learning rate for CSM-sized models
 FULL_LR = 1e-5  # full fine-tuning moves every weight: a much smaller step
@@ -67,6 +67,16 @@ class TrainConfig:
     cache_dir: str | None = None  # Mimi codes cache; None: OUT/../voxlora-codes
     resume: bool = False  # continue from the newest OUT/step_NNNNNNN/ checkpoint
     strict: bool = False  # a bad manifest record or clip stops the run (default: warned about, skipped)
+    overwrite: bool = False  # replace a finished run or checkpoints in OUT (voxlora.outputs)
+    allow_other_base: bool = False  # apply --adapter made for another base (a warning instead of an error)
+
+    # listening samples and the best checkpoint (voxlora.train.samples)
+    sample_every: int = 0  # speak the sample texts into OUT/samples/step_NNNNNNN/ every N steps (0: never)
+    sample_texts: str | None = (
+        None  # a file, one text per line; None: the first texts of the val (else train) manifest
+    )
+    sample_max_seconds: float = 10.0  # longest sample clip
+    keep_best: str | None = None  # val_loss | wer | speaker_sim: keep OUT/best/ at the best value so far
 
     # Higgs Audio v2 (other families ignore these)
     reference: str = "auto"  # auto: a same-speaker clip before each target (ChatML brings its own) | none
@@ -110,7 +120,7 @@ def resolve(config: TrainConfig) -> TrainConfig:
     if c.lr is None:
         c.lr = FULL_LR if c.full else LORA_LR
     if not (isinstance(c.lr, int | float) and math.isfinite(c.lr) and c.lr > 0):
-        raise VoxloraError(f"--lr must be a positive number, got {c.lr}")
+        raise UsageError(f"--lr must be a positive number, got {c.lr}")
     if c.backend == "auto":
         from voxlora.backends import default_backend
 
@@ -123,7 +133,7 @@ def resolve(config: TrainConfig) -> TrainConfig:
         if name == "device" and re.fullmatch(r"cuda:\d+", str(c.device)):  # one GPU of several
             continue
         if getattr(c, name) not in choices:
-            raise VoxloraError(f"--{name.replace('_', '-')} must be one of {', '.join(choices)}")
+            raise UsageError(f"--{name.replace('_', '-')} must be one of {', '.join(choices)}")
     positive = {
         "epochs": c.epochs,
         "batch_size": c.batch_size,
@@ -132,17 +142,17 @@ def resolve(config: TrainConfig) -> TrainConfig:
     }
     for name, value in positive.items():
         if value < 1:
-            raise VoxloraError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+            raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
     for name in ("max_steps", "max_batch_frames", "keep_last"):
         value = getattr(c, name)
         if value is not None and value < 1:
-            raise VoxloraError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+            raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
     if not 0 < c.decoder_frame_fraction <= 1:
-        raise VoxloraError(f"--decoder-frame-fraction must be in (0, 1], got {c.decoder_frame_fraction}")
+        raise UsageError(f"--decoder-frame-fraction must be in (0, 1], got {c.decoder_frame_fraction}")
     if c.full and c.adapter:
-        raise VoxloraError("--full trains the whole model; it cannot start from --adapter")
+        raise UsageError("--full trains the whole model; it cannot start from --adapter")
     if c.full and c.save_mode != "lora":
-        raise VoxloraError("--save-mode is for adapters; --full always saves the whole model")
+        raise UsageError("--save-mode is for adapters; --full always saves the whole model")
     if c.backend == "mlx" and c.full:
         raise VoxloraError(
             "--full is not available with --backend mlx; train an adapter, or use --backend torch"
@@ -152,9 +162,10 @@ def resolve(config: TrainConfig) -> TrainConfig:
     if c.backend == "mlx" and c.dtype == "fp16":
         raise VoxloraError("--dtype fp16 needs torch's loss scaling; with --backend mlx use bf16 or fp32")
     if c.val_every and not c.val_manifest:
-        raise VoxloraError("--val-every needs --val-manifest")
+        raise UsageError("--val-every needs --val-manifest")
     if c.warmup_steps < 0 or c.weight_decay < 0 or c.val_every < 0 or c.save_every < 0:
-        raise VoxloraError("--warmup-steps, --weight-decay, --val-every and --save-every cannot be negative")
+        raise UsageError("--warmup-steps, --weight-decay, --val-every and --save-every cannot be negative")
+    check_samples(c)
     return c
 
 
@@ -167,3 +178,28 @@ def _on_cuda(device: str) -> bool:
     import torch
 
     return torch.cuda.is_available()
+
+
+def check_samples(c: TrainConfig) -> None:
+    """--sample-every and --keep-best: what each needs (usage errors, before anything loads)."""
+    if c.sample_every < 0:
+        raise UsageError("--sample-every cannot be negative")
+    if c.sample_every and c.full:
+        raise UsageError("--sample-every speaks through the adapter being trained; not with --full")
+    if c.sample_texts and not c.sample_every:
+        raise UsageError("--sample-texts needs --sample-every N")
+    if c.keep_best is None:
+        return
+    if c.keep_best not in ("val_loss", "wer", "speaker_sim"):
+        raise UsageError(f"--keep-best must be one of val_loss, wer, speaker_sim, got {c.keep_best}")
+    if c.full:
+        raise UsageError("--keep-best keeps an adapter; not with --full")
+    if c.keep_best == "val_loss" and not c.val_manifest:
+        raise UsageError("--keep-best val_loss needs --val-manifest (and --val-every N)")
+    if c.keep_best != "val_loss":
+        from voxlora.train.samples import eval_extras_installed
+
+        if not c.sample_every:
+            raise UsageError(f"--keep-best {c.keep_best} needs --sample-every N (it scores the samples)")
+        if not eval_extras_installed():
+            raise VoxloraError(f'--keep-best {c.keep_best} scores the samples: pip install "voxlora[eval]"')

@@ -1,7 +1,8 @@
 """The run's record: ``OUT/metrics.jsonl`` (the same lines as stdout) and ``OUT/loss.png``.
 
 Train lines carry ``step, epoch, loss, backbone_loss, decoder_loss, lr, grad_norm, frames_per_s,
-audio_s_per_s, pad_fraction`` (the share of the batches' positions that were padding); validation lines ``step, val_loss, val_backbone_loss, val_decoder_loss``.
+audio_s_per_s, pad_fraction`` (the share of the batches' positions that were padding); validation lines ``step, val_loss, val_backbone_loss, val_decoder_loss``; sample
+lines (``--sample-every``) ``step, samples, wer, speaker_sim``, plotted in a second panel.
 """
 
 import io
@@ -62,8 +63,19 @@ def plot_loss(records: list[dict], path) -> Path:
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(7, 4), dpi=100)
-    ax = fig.add_subplot()
+    scored = [r for r in records if r.get("wer") is not None or r.get("speaker_sim") is not None]
+    fig = Figure(figsize=(7, 6.5 if scored else 4), dpi=100)
+    ax = fig.add_subplot(2, 1, 1) if scored else fig.add_subplot()
+    if scored:  # a second panel: the listening samples' scores (lora-train --sample-every)
+        ax2 = fig.add_subplot(2, 1, 2, sharex=ax)
+        for key, label in (("wer", "samples' WER"), ("speaker_sim", "samples' speaker similarity")):
+            points = [(r["step"], r[key]) for r in scored if r.get(key) is not None]
+            if points:
+                ax2.plot(*zip(*points, strict=True), "o-", label=label)
+        ax2.set_xlabel("step")
+        ax2.set_ylabel("score (0..1)")
+        ax2.grid(alpha=0.3)
+        ax2.legend()
     train = [(r["step"], r["loss"]) for r in records if "loss" in r]
     val = [(r["step"], r["val_loss"]) for r in records if "val_loss" in r]
     if train:

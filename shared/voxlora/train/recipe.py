@@ -21,6 +21,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -34,7 +35,8 @@ RUN_CONFIG = "voxlora-train.json"
 
 
 def check_writable(out: Path) -> None:
-    """Create ``out`` and prove a file can be written there (before any long work)."""
+    """Prove a file can be written in ``out`` (before any long work); folders made for it are made again later."""
+    made = next((p for p in [*reversed(out.absolute().parents), out.absolute()] if not p.exists()), None)
     try:
         out.mkdir(parents=True, exist_ok=True)
         probe = out / f".write-test-{os.getpid()}"
@@ -42,6 +44,9 @@ def check_writable(out: Path) -> None:
         probe.unlink()
     except OSError as e:
         raise VoxloraError(f"{out}: cannot write the output folder ({e.strerror or e})") from None
+    finally:  # a run refused later (a bad manifest) leaves no empty folder behind
+        if made is not None:
+            shutil.rmtree(made, ignore_errors=True)
 
 
 def read_records(manifest: str, strict: bool = False, jobs: int = 1) -> list[dict]:
@@ -84,13 +89,10 @@ def load_adapter_for(path, folder: Path, config: TrainConfig):
     """An adapter folder checked against the base: same fingerprint, every tensor fits."""
     from voxlora import targets
     from voxlora.adapter import base_fingerprint, read_adapter, require_fits
+    from voxlora.adapter_base import check_base
 
     adapter = read_adapter(path)
-    theirs, ours = adapter.meta.get("base_fingerprint"), base_fingerprint(folder)
-    if theirs and theirs != ours:
-        raise VoxloraError(
-            f"{path}: made for another model (base fingerprint {theirs}, {config.model} has {ours})"
-        )
+    check_base(adapter, path, config.model, lambda: base_fingerprint(folder), allow=config.allow_other_base)
     require_fits(adapter, targets.base_shapes(folder), str(path))
     return adapter
 
@@ -103,23 +105,18 @@ def run(config: TrainConfig, settings=None, on_clip=None, on_step=None, stop=Non
     after the current step with a checkpoint, and `signals.Stopped` is raised.
     ``world`` (`distributed.World`): this process's rank in a torchrun job; only rank 0 yields and writes.
     """
-    from voxlora.train import checkpoint, distributed
+    from voxlora.train import checkpoint, distributed, run_folder
 
     world = world or distributed.World()
     config = resolve(config)
     distributed.check_config(config, world)
     out = Path(config.out)
+    if config.resume and not checkpoint.checkpoints(out):
+        raise VoxloraError(f"{out}: nothing to resume (no step_NNNNNNN/ checkpoint in it)")
+    aside = run_folder.claim(out, config) if world.is_main else None  # voxlora.outputs' rule for OUT
     check_writable(out)
     for leftover in checkpoint.clean_partial(out) if world.is_main else ():
         log.info("removed %s (left by a killed run)", leftover)
-    earlier = checkpoint.checkpoints(out)
-    if config.resume and not earlier:
-        raise VoxloraError(f"{out}: nothing to resume (no step_NNNNNNN/ checkpoint in it)")
-    if earlier and not config.resume:
-        raise VoxloraError(
-            f"{out}: holds checkpoints of an earlier run ({earlier[-1].name}/); "
-            "add --resume to continue it, or choose another output folder"
-        )
 
     from voxlora.families.registry import for_model
     from voxlora.modelfolder import base_name, model_dir
@@ -154,6 +151,7 @@ def run(config: TrainConfig, settings=None, on_clip=None, on_step=None, stop=Non
     yield from _train(
         config, family, folder, out, adapter, records, val_records, on_clip, on_step, resume, stop, world
     )
+    run_folder.release(aside)  # the new result is written: the earlier run (--overwrite) goes
 
 
 def data_fingerprint(clips) -> str:
@@ -223,6 +221,13 @@ def _train(
         atomic_write_text(out / RUN_CONFIG, json.dumps(run_record, indent=1) + "\n")
 
     saver = Saver(backend, model, adapter, folder, config)
+    from voxlora.train.samples import BestKeeper, Sampler
+
+    sampler = (
+        Sampler(config, out, saver, records, val_records) if config.sample_every and world.is_main else None
+    )
+    keeper = BestKeeper(config.keep_best, out, saver) if config.keep_best and world.is_main else None
+    sampled = []  # sample lines made at a step, printed after that step's own lines
 
     def save(state, optimizer, scaler):
         checkpoint.write_checkpoint(
@@ -260,6 +265,10 @@ def _train(
 
     def stepped(s):
         done[0] = s.step
+        if sampler is not None and sampler.due(s.step):  # the model is at step s.step here
+            sampled.append(sampler.sample(s.step))
+            if keeper is not None:
+                keeper.offer(sampled[-1])
         if on_step is not None:
             on_step(s)
 
@@ -272,11 +281,15 @@ def _train(
             val_store=val_store, state=state, optimizer_state=optimizer_state, save=save, on_step=stepped,
             should_stop=distributed.agreed_stop(world, stop),
         ):  # fmt: skip
-            log_file.write(record)
-            history.append(record)
+            if keeper is not None:
+                keeper.offer(record)  # val_loss: the generator is paused, the model still at this step
+            for line in [record, *sampled]:
+                log_file.write(line)
+                history.append(line)
+                if world.is_main:
+                    yield line
+            sampled.clear()
             step = record["step"]
-            if world.is_main:
-                yield record
     except NonFinite as e:
         last = checkpoint.checkpoints(out)
         keep = f"the last good checkpoint, {last[-1]}, is intact" if last else "no checkpoint was saved"
@@ -306,6 +319,8 @@ def _train(
         yield {"model": str(out), "step": step}
         return
     result = {"adapter": str(out)} if config.save_mode != "full" else {}
+    if keeper is not None and keeper.result() is not None:
+        result["best"] = keeper.result()
     if config.save_mode in ("full", "both"):
         result["merged"] = str(out / "merged")
     yield {**result, "step": step, "model": config.model}
