@@ -13,6 +13,7 @@ import sys
 import click
 from voxlora.clikit import command, common_options, emit, run, show_progress, speakers_option
 from voxlora.errors import VoxloraError
+from voxlora.rawdata_options import raw_data_options
 
 log = logging.getLogger("voxlora.mkmanifest")
 
@@ -22,6 +23,7 @@ Examples:
   mkmanifest LibriTTS/train-clean-100 --speakers speakers.json --rejects rejects.jsonl > train.jsonl
   mkmanifest LJSpeech-1.1 --max-duration 15 --to csm-mlx > train.json
   mkmanifest LibriTTS/train-clean-100 --sample-rate 24000 --out-dir wav24 --to chatml > higgs.jsonl
+  mkmanifest talks/ --segment --transcribe --sample-rate 24000 --out-dir clips --val 4 --val-out val.jsonl > train.jsonl
 
 \b
 Output: one JSON object per kept clip, {"audio", "text", "speaker", "duration", "sample_rate", ...};
@@ -66,6 +68,7 @@ clip at all is usable.
 @click.option(
     "-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True, help="Worker processes."
 )
+@raw_data_options
 @common_options
 def cli(
     source,
@@ -79,26 +82,35 @@ def cli(
     strict,
     fmt,
     jobs,
+    raw,
 ):
     """Check audio + transcripts and write a training manifest (JSONL) to stdout."""
     if sample_rate and not out_dir:
         raise click.UsageError("--sample-rate needs --out-dir (the resampled WAVs are written there)")
     if min_duration is not None and max_duration is not None and min_duration > max_duration:
         raise click.UsageError("--min-duration is larger than --max-duration")
+    raw.check(out_dir, fmt)
 
-    from voxlora.corpora import iter_source
+    from voxlora import rawdata_options as stages
     from voxlora.manifest import to_csm_mlx, to_voxcpm
     from voxlora.prepare import PrepareConfig, make_out_dir, prepare
     from voxlora.rejects import Tally
     from voxlora.speakers import SpeakerMap
 
-    config = PrepareConfig(sample_rate, out_dir, min_duration, max_duration, speaker, jobs, strict)
+    if raw.segment:  # the clips are cut and written first; prepare then checks them where they are
+        config = PrepareConfig(None, None, None, None, speaker, jobs, strict)
+    else:
+        config = PrepareConfig(sample_rate, out_dir, min_duration, max_duration, speaker, jobs, strict)
     speakers = SpeakerMap.load(speakers_file) if speakers_file else SpeakerMap()
-    entries = iter_source(source)  # a missing INPUT fails here, before the output folder is made
+    tally, counts, kept, held_out = Tally(), {}, [], []
+    # a missing INPUT fails here, before the output folder is made
+    entries = stages.before_prepare(source, raw, out_dir, sample_rate, min_duration, max_duration, tally)
     if out_dir:
         make_out_dir(out_dir)  # before any clip: a folder that cannot be written is one line
-    tally = Tally()
     records = prepare(entries, config, speakers, tally)
+    records = stages.after_prepare(records, raw, out_dir, tally, counts)
+    if raw.splits:  # whole recordings are held out: every clip is known first
+        records, held_out = stages.finish(list(records), raw)
     if show_progress():
         from tqdm import tqdm
 
@@ -111,6 +123,7 @@ def cli(
     listed = []
     try:
         for record in records:
+            kept.append(record)
             if fmt == "csm-mlx":
                 listed.append(to_csm_mlx(record))
             else:
@@ -128,6 +141,8 @@ def cli(
     if len(speakers):
         log.info("%s", speakers.describe())
     log.info("%s", tally.summary())
+    if kept and fmt != "chatml":
+        stages.summarize(kept + held_out, raw, counts)
     if tally.kept == 0 and tally.rejected:
         raise VoxloraError(f"{source}: no usable clip ({tally.summary()})")
 

@@ -160,7 +160,7 @@ def run(config: TrainConfig, settings=None, on_clip=None, on_step=None, stop=Non
     after the current step with a checkpoint, and `signals.Stopped` is raised.
     ``world`` (`distributed.World`): this process's rank in a torchrun job; only rank 0 yields and writes.
     """
-    from voxlora.train import checkpoint, distributed
+    from voxlora.train import checkpoint, data_defaults, distributed
 
     world = world or distributed.World()
     config = resolve(config)
@@ -199,6 +199,7 @@ def run(config: TrainConfig, settings=None, on_clip=None, on_step=None, stop=Non
         if found is None:
             raise VoxloraError(f"{out}: nothing to resume (no complete step_NNNNNNN/ checkpoint in it)")
         resume = Resume(*found)
+        config = data_defaults.as_checkpoint(config, resume.meta["config"])  # what its data chose
         check_resumable(resume, config)
         if not config.full:
             adapter = load_adapter_for(resume.path, folder, config)
@@ -288,7 +289,8 @@ def _train(
     import torch
 
     from voxlora.atomic import atomic_write_text
-    from voxlora.train import checkpoint, distributed, metrics
+    from voxlora.train import checkpoint, data_defaults, distributed, metrics
+    from voxlora.train.autosave import Due
     from voxlora.train.backend import load_backend
     from voxlora.train.batches import iterate_batches
     from voxlora.train.codes_cache import CodesCache, codec_identity
@@ -329,6 +331,12 @@ def _train(
         stats.clips, stats.frames / frame_rate, stats.encoded, stats.cached, config.cache_dir,
         time.perf_counter() - started,
     )  # fmt: skip
+
+    config, notes = data_defaults.choose(
+        config, stats.clips, stats.frames, lambda c: total_steps(store, distributed.job_config(c))
+    )
+    for note in notes:
+        log.info("chosen from the data: %s", note)
 
     model, names = backend.make_trainable(adapter)
     n_trained = backend.trained_params(model)
@@ -391,6 +399,7 @@ def _train(
             iterate_batches=distributed.shard(iterate_batches, world), stepper=distributed.stepper(world, backend),
             val_store=val_store, state=state, optimizer_state=optimizer_state, save=save, on_step=stepped,
             should_stop=distributed.agreed_stop(world, stop),
+            save_due=Due(config.save_every, config.save_minutes, world),
         ):  # fmt: skip
             log_file.write(record)
             history.append(record)
