@@ -20,21 +20,21 @@ def _lines(text):
 
 
 def test_a_20_clip_set_gets_a_short_warm_up_and_reaches_its_peak_rate(tiny_csm, tmp_path):
-    manifest = make_manifest(tmp_path / "data", n=20, seconds=0.3)
+    manifest = make_manifest(tmp_path / "data", n=20, seconds=0.2)
     out = tmp_path / "run"
-    result = _train("--model", tiny_csm, "--manifest", manifest, "-o", out, "--batch-size", 10,
+    result = _train("--model", tiny_csm, "--manifest", manifest, "-o", out, "--batch-size", 20,
                     "--log-every", 1, "--lr", 1e-3, "--targets", "q_proj")  # fmt: skip
     assert result.exit_code == 0, result.output
     steps = [r for r in _lines(result.stdout) if "loss" in r]
     config = json.loads((out / "voxlora-train.json").read_text())["config"]
-    # 20 clips: 800 clip-visits -> 40 passes; 2 steps per pass at batch 10 -> 80 steps, 5% warm-up
-    assert (config["epochs"], len(steps), config["warmup_steps"]) == (40, 80, 4)
+    # 20 clips: 800 clip-visits -> 40 passes; 1 step per pass at batch 20 -> 40 steps, 5% warm-up
+    assert (config["epochs"], len(steps), config["warmup_steps"]) == (40, 40, 2)
     assert config["decoder_frame_fraction"] == 1.0  # a few seconds of audio: every frame
     assert sorted(config["auto"]) == ["decoder_frame_fraction", "epochs", "warmup_steps"]
     lrs = [r["lr"] for r in steps]
     assert lrs[: config["warmup_steps"]] == sorted(lrs[: config["warmup_steps"]])  # rising
     assert max(lrs) == 1e-3 and lrs.index(1e-3) == config["warmup_steps"]  # the peak, right after
-    for chosen in ("epochs 40", "warmup_steps 4 (0.05 of 80 steps)", "decoder_frame_fraction 1 (all frames"):
+    for chosen in ("epochs 40", "warmup_steps 2 (0.05 of 40 steps)", "decoder_frame_fraction 1 (all frames"):
         assert f"chosen from the data: {chosen}" in result.stderr
 
 
