@@ -1,5 +1,9 @@
 """mkmanifest --segment --transcribe on a synthetic interview: three recordings (WAV, MP3, M4A).
 
+The interview is `voxlora.demo_corpus.make_interview` (what ``python -m voxlora.demo_corpus
+--interview`` writes for the README recipe): twelve hibari-tts sentences of one voice, about 40 s,
+pauses of 0.5-1.6 s, a noise floor 40 dB under the speech.
+
 What the offline recognizer (pocketsphinx, `voxlora.asr`) honestly reaches on hibari's voice with
 a 40 dB noise floor: a word error rate of about 0.2 over the kept clips (measured 0.18 on this
 fixture), so the bound below is 0.4; its confidence separates good from bad transcripts only
@@ -11,8 +15,9 @@ import json
 import pytest
 from click.testing import CliRunner
 from voxlora.cli.mkmanifest import main
+from voxlora.demo_corpus import INTERVIEW, make_interview
 
-from tests.rawdata.interview import SENTENCES, make_interview
+N_SENTENCES = sum(len(ids) for _, ids in INTERVIEW)
 
 pytest.importorskip("hibari")
 pytest.importorskip("av")
@@ -60,7 +65,7 @@ def test_segment_transcribe_split_and_reject(segmented):
 
     # one clip per spoken sentence, every one accounted for (kept, held out or rejected)
     clips = train + val + rejects
-    assert len(clips) == len(SENTENCES) == sum(len(spans) for spans in truth.values())
+    assert len(clips) == N_SENTENCES == sum(len(spans) for spans in truth.values())
     for spans in truth.values():
         for sentence in spans:
             mine = [c for c in clips if _sentence_of(c, truth) is sentence]
@@ -101,7 +106,7 @@ def test_a_fixed_rejected_clip_is_fed_back(interview, tmp_path):
     result = CliRunner().invoke(main.cli, list(map(str, args)))
     assert result.exit_code == 1  # no transcript at all without --transcribe: every clip rejected
     rejects = _jsonl(tmp_path / "r.jsonl")
-    assert len(rejects) == len(SENTENCES) and all("no transcript" in r["reason"] for r in rejects)
+    assert len(rejects) == N_SENTENCES and all("no transcript" in r["reason"] for r in rejects)
     fixed = [{**r, "text": _sentence_of(r, truth)["text"]} for r in rejects[:2]]
     (tmp_path / "fixed.jsonl").write_text("".join(json.dumps(r) + "\n" for r in fixed))
     result = CliRunner().invoke(main.cli, [str(tmp_path / "fixed.jsonl"), "--transcribe"])
