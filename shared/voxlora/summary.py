@@ -35,7 +35,7 @@ def describe(records: list[dict], width: int = 40) -> list[str]:
     counts, _ = np.histogram(durations, bins=edges)
     scale = max(1, int(counts.max()))
     rows = [
-        f"{edges[i]:>5g}-{edges[i + 1]:<3g}s |{'#' * int(round(width * c / scale))} {c}"
+        f"{f'{edges[i]:g}-{edges[i + 1]:g} s':>9} |{'#' * int(round(width * c / scale))} {c}"
         for i, c in enumerate(counts)
     ]
     return [head, *rows]
