@@ -156,13 +156,13 @@ def raw_data_options(f):
 
     @functools.wraps(f)
     def wrapper(*args, **kwargs):
-        normalize = kwargs.pop("normalize")
+        normalize, loudness = kwargs.pop("normalize"), kwargs.pop("loudness")
         raw = RawOptions(
             segment=kwargs.pop("segment"),
             pause=kwargs.pop("pause"),
             transcribe=kwargs.pop("transcribe"),
             min_confidence=kwargs.pop("min_confidence"),
-            loudness=kwargs.pop("loudness") if normalize else None,
+            loudness=loudness if normalize else None,
             trim=kwargs.pop("trim"),
             val_fraction=kwargs.pop("val_fraction"),
             val=kwargs.pop("val"),
