@@ -108,7 +108,7 @@ def cli(
     if out_dir:
         make_out_dir(out_dir)  # before any clip: a folder that cannot be written is one line
     records = prepare(entries, config, speakers, tally)
-    records = stages.after_prepare(records, raw, out_dir, tally, counts)
+    records = stages.after_prepare(records, raw, out_dir, tally, counts, jobs)
     if raw.splits:  # whole recordings are held out: every clip is known first
         records, held_out = stages.finish(list(records), raw)
     if show_progress():

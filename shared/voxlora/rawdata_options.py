@@ -191,12 +191,12 @@ def before_prepare(source, raw: RawOptions, out_dir, sample_rate, min_duration, 
     return entries
 
 
-def after_prepare(records, raw: RawOptions, out_dir, tally, counts: dict):
+def after_prepare(records, raw: RawOptions, out_dir, tally, counts: dict, jobs: int = 1):
     """`prepare`'s records cleaned, transcribed and checked as the options say."""
     from voxlora.recordings import clean_records, require_text
 
     if out_dir and (raw.trim or raw.loudness is not None):
-        records = clean_records(records, raw.clean_config(), out_dir, tally)
+        records = clean_records(records, raw.clean_config(), out_dir, tally, jobs)
     if raw.transcribe is not None:
         from voxlora.transcribe import transcribe_records
 

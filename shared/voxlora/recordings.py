@@ -14,6 +14,7 @@ one, so with ``--segment`` or ``--transcribe``:
 
 import logging
 import os
+from collections import deque
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -58,25 +59,57 @@ def _without_text(entry: Entry) -> dict | None:
     return {k: v for k, v in original.items() if k not in ("text", "reason")}
 
 
+def clean_file(path: str, config: clean.CleanConfig) -> tuple[float, dict]:
+    """Trim and normalise the WAV at ``path`` in place: (its new duration, the `clean` report)."""
+    x, sr = audio.load(path)
+    y, report = clean.clean(x, sr, config)
+    if config.trim or config.loudness is not None:
+        audio.write_wav(path, y, sr)
+    return audio.duration(y, sr), report
+
+
 def clean_records(
-    records: Iterable[dict], config: clean.CleanConfig, out_dir: str, tally: Tally
+    records: Iterable[dict], config: clean.CleanConfig, out_dir: str, tally: Tally, jobs: int = 1
 ) -> Iterator[dict]:
-    """Trim and normalise each clip written in ``out_dir`` (in place); add its ``quality``."""
+    """Trim and normalise each clip written in ``out_dir`` (in place, ``jobs`` processes); add its ``quality``."""
     root = os.path.realpath(out_dir)
-    for record in records:
-        path = record["audio"]
-        if os.path.dirname(os.path.realpath(path)) != root:  # never an original
-            yield record
-            continue
-        x, sr = audio.load(path)
-        y, report = clean.clean(x, sr, config)
-        if config.trim or config.loudness is not None:
-            audio.write_wav(path, y, sr)
-        tally.seconds += audio.duration(y, sr) - (record.get("duration") or 0.0)
-        record = {**record, "duration": audio.duration(y, sr), "quality": report}
+
+    def mine(record) -> bool:  # never an original
+        return os.path.dirname(os.path.realpath(record["audio"])) == root
+
+    pool = None
+    if jobs > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        pool = ProcessPoolExecutor(max_workers=jobs)
+    pending: deque = deque()
+
+    def finish(record, job) -> dict:
+        if job is None:
+            return record
+        seconds, report = job.result() if pool is not None else job
+        tally.seconds += seconds - (record.get("duration") or 0.0)
+        record = {**record, "duration": seconds, "quality": report}
         for problem in clean.problems(report):
             log.warning("%s: %s", _origin(record), problem)
-        yield record
+        return record
+
+    try:
+        for record in records:
+            if not mine(record):
+                job = None
+            elif pool is not None:
+                job = pool.submit(clean_file, record["audio"], config)
+            else:
+                job = clean_file(record["audio"], config)
+            pending.append((record, job))
+            while len(pending) > 4 * max(1, jobs) or (pool is None and pending):
+                yield finish(*pending.popleft())
+        while pending:
+            yield finish(*pending.popleft())
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _origin(record: dict) -> str:
