@@ -160,6 +160,8 @@ def segment_entries(
             k: v for k, v in entry.record.items() if k not in ("audio", "text", "duration", "sample_rate")
         }
         shown = display_path(src)
+        if entry.record.get("text"):
+            log.warning("%s: its transcript covers the whole recording, not one clip: dropped", shown)
         if not kept and not short:
             _reject(tally, Rejected("no-speech", f"{entry.where}: no speech found"), entry.record)
             continue
