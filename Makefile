@@ -22,7 +22,7 @@ demo: setup
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash demo.sh demo-out
 
 test: setup
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q tests shared
 
 lint: setup
 	$(PY) -m ruff check shared tools tests bench

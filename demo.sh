@@ -32,7 +32,7 @@ EOF
 # 3. A tiny CSM made by code (a few hundred thousand parameters, in sesame/csm-1b's exact layout, so
 #    every command treats it like the real one), and a fresh LoRA adapter for it (B = 0: no change yet).
 echo "== 3. tiny CSM + lora-init -> $OUT/tiny-csm, $OUT/a0" >&2
-python -c 'import sys; from voxlora.models.tiny import write_tiny_csm; write_tiny_csm(sys.argv[1], seed=0)' \
+python -c 'import sys; from voxlora.demo_model import write_tiny_csm; write_tiny_csm(sys.argv[1], seed=0)' \
   "$OUT/tiny-csm"
 lora-init --model "$OUT/tiny-csm" --targets all-linear,codebook0_head -r 16 --alpha 16 -o "$OUT/a0"
 

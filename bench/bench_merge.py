@@ -65,7 +65,7 @@ def bench_merge(workdir, rounds: int = 2, with_bf16: bool = True) -> list[dict]:
 
     There is no warm-up run: writing the checkpoint (or the previous run) leaves it in the page cache.
     """
-    from voxlora.models.tiny import write_full_csm
+    from bench.csm_models import write_full_csm
 
     workdir = Path(workdir)
     model = workdir / "csm-1b-random"

@@ -79,7 +79,9 @@ def make_clips(folder: Path, n: int, frames: int) -> Path:
 
 def make_model(folder: Path, size: str) -> Path:
     """The small (tiny) or mid-size random CSM, written once."""
-    from voxlora.models.tiny import mid_config, write_random_csm, write_tiny_csm
+    from voxlora.demo_model import write_tiny_csm
+
+    from bench.csm_models import mid_config, write_random_csm
 
     if not (folder / "config.json").is_file():
         if size == "small":
@@ -264,7 +266,7 @@ def bench_train(workdir, sizes=("small", "mid"), fractions=(1 / 16, 1.0), thread
     """{"rows": per-setting figures for both trainers, "machine": matmul rate} (see `rows_for_table`)."""
     import torch
     from transformers import AutoConfig, AutoProcessor
-    from voxlora.train.sequences import decoder_frames, text_ids
+    from voxlora.families.csm.sequences import decoder_frames, text_ids
 
     workdir = Path(workdir)
     threads = threads or torch.get_num_threads()

@@ -26,15 +26,16 @@ def main() -> None:
     args = parser.parse_args()
 
     import torch
+    from voxlora.backends.torch.codec import codec_identity
+    from voxlora.codes_cache import CodesCache
+    from voxlora.families.csm.loss import csm_loss
+    from voxlora.families.csm.sequences import build_store, prepare_clips
     from voxlora.lora_options import LoraSettings
     from voxlora.models.csm import load_csm
     from voxlora.peft_bridge import apply_adapter, new_adapter_for
     from voxlora.train.batches import iterate_batches
-    from voxlora.train.codes_cache import CodesCache, codec_identity
     from voxlora.train.config import TrainConfig, resolve
-    from voxlora.train.loss import csm_loss
     from voxlora.train.recipe import read_records
-    from voxlora.train.sequences import build_store, prepare_clips
 
     from bench.bench_train import ALPHA, RANK, TARGETS, make_clips
 

@@ -28,7 +28,7 @@ def tiny_csm(tmp_path_factory):
 
     Treat it as read-only; a test that must modify a model copies it or writes its own.
     """
-    from voxlora.models.tiny import write_tiny_csm
+    from voxlora.demo_model import write_tiny_csm
 
     return write_tiny_csm(tmp_path_factory.mktemp("models") / "tiny-csm", seed=0)
 
@@ -36,7 +36,7 @@ def tiny_csm(tmp_path_factory):
 @pytest.fixture(scope="session")
 def other_tiny_csm(tmp_path_factory):
     """A second tiny CSM of the same shapes but other weights (seed 1): 'a different base'."""
-    from voxlora.models.tiny import write_tiny_csm
+    from voxlora.demo_model import write_tiny_csm
 
     return write_tiny_csm(tmp_path_factory.mktemp("models") / "tiny-csm-other", seed=1)
 

@@ -35,7 +35,7 @@ def cli(model, settings, family, seed, output, dry_run):
     lora-init --model VoxCPM1.5 --component all --targets attn,proj -o runs/v0
     """
     from voxlora import families, targets
-    from voxlora.models.csm import base_name, model_dir
+    from voxlora.modelfolder import base_name, model_dir
 
     if not dry_run and output is None:
         raise click.UsageError("give -o/--output ADAPTER (or --dry-run)")

@@ -43,7 +43,7 @@ def cli(model, adapter, output, dtype, family):
     """
     from voxlora.adapter import read_adapter
     from voxlora.merge import merge_folder
-    from voxlora.models.csm import torch_dtype
+    from voxlora.modelfolder import torch_dtype
 
     loaded = read_adapter(adapter)
     summary = merge_folder(

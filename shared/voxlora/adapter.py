@@ -11,13 +11,7 @@ A voxlora adapter *is* a peft adapter, so ``PeftModel.from_pretrained`` loads it
 voxlora's extras live in the sidecar voxlora.json, not in adapter_config.json: peft 0.21 loads a
 config with an unknown key but warns that it came from "a higher version" of peft, on every load.
 
-mlx-lm adapters (``adapters.safetensors`` with ``<module>.lora_a`` (in, r) / ``lora_b`` (r, out),
-and ``lora_parameters`` {rank, scale, dropout} in adapter_config.json) are read through
-`lora.from_mlx`. VoxCPM's own LoRA checkpoints (``lora_weights.safetensors`` with
-``<module>.lora_A`` (r, in) / ``<module>.lora_B`` (out, r), no ``.weight`` suffix, as its LoRALinear
-names its parameters, beside ``lora_config.json`` ``{"base_model", "lora_config": {"r", "alpha",
-"dropout", "enable_lm", "enable_dit", "enable_proj", ...}}``) are read as they are: the same A and
-B as peft's, scaling alpha / r. Pickled weights (``adapter_model.bin``, VoxCPM's
+mlx-lm adapters and VoxCPM's own LoRA checkpoints are read too (`voxlora.adapter_foreign`). Pickled weights (``adapter_model.bin``, VoxCPM's
 ``lora_weights.ckpt``) are refused, never unpickled.
 """
 
@@ -31,6 +25,7 @@ from pathlib import Path
 import torch
 
 from voxlora import __version__, lora
+from voxlora.adapter_foreign import MLX_WEIGHTS, VOXCPM_WEIGHTS, load_tensors, read_mlx, read_voxcpm
 from voxlora.atomic import atomic_dir
 from voxlora.errors import VoxloraError
 from voxlora.jsonfile import read_json_object
@@ -41,9 +36,6 @@ FORMAT_VERSION = 1
 CONFIG = "adapter_config.json"
 WEIGHTS = "adapter_model.safetensors"
 SIDECAR = "voxlora.json"
-MLX_WEIGHTS = "adapters.safetensors"
-VOXCPM_WEIGHTS = "lora_weights.safetensors"  # VoxCPM's own LoRA checkpoint
-VOXCPM_CONFIG = "lora_config.json"
 PREFIX = "base_model.model."  # peft's prefix on every key in adapter_model.safetensors
 
 # peft features voxlora's merge and apply do not implement: refused when reading, never ignored.
@@ -180,9 +172,9 @@ def read_adapter(path) -> Adapter:
     if (folder / WEIGHTS).is_file():
         return _read_peft(folder)
     if (folder / MLX_WEIGHTS).is_file():
-        return _read_mlx(folder)
+        return Adapter(**read_mlx(folder))
     if (folder / VOXCPM_WEIGHTS).is_file():
-        return _read_voxcpm(folder)
+        return Adapter(**read_voxcpm(folder))
     pickles = [p.name for p in folder.iterdir() if p.suffix in (".bin", ".pt", ".pth", ".ckpt", ".pkl")]
     if pickles:
         raise VoxloraError(
@@ -190,15 +182,6 @@ def read_adapter(path) -> Adapter:
             "save the adapter as safetensors"
         )
     raise VoxloraError(f"{folder}: not an adapter folder (no {WEIGHTS} or {MLX_WEIGHTS})")
-
-
-def _load_tensors(path: Path) -> dict[str, torch.Tensor]:
-    from safetensors.torch import load_file
-
-    try:
-        return load_file(path)
-    except Exception as e:  # truncated, not safetensors, ...
-        raise VoxloraError(f"{path}: not a readable safetensors file ({e})") from None
 
 
 def _peft_config_fields() -> set[str]:
@@ -227,7 +210,7 @@ def _read_peft(folder: Path) -> Adapter:
         raise VoxloraError(
             f"{where}: init_lora_weights={init!r} also changes the base weights; not supported"
         )
-    pairs, trained = parse_peft_tensors(_load_tensors(folder / WEIGHTS), folder / WEIGHTS)
+    pairs, trained = parse_peft_tensors(load_tensors(folder / WEIGHTS), folder / WEIGHTS)
     r = int(config["r"])
     bad = sorted(m for m, (A, _) in pairs.items() if A.shape[0] != r)
     if bad:
@@ -273,81 +256,6 @@ def parse_peft_tensors(tensors: dict, where) -> tuple[dict, dict]:
     if half:
         raise VoxloraError(f"{where}: modules with only one of lora_A/lora_B: {', '.join(half)}")
     return {m: (A, B) for m, (A, B) in pairs.items()}, trained
-
-
-def _read_mlx(folder: Path) -> Adapter:
-    config = read_json_object(folder / CONFIG)
-    where = folder / CONFIG
-    kind = config.get("fine_tune_type", "lora")
-    if kind != "lora":
-        raise VoxloraError(f"{where}: mlx-lm fine_tune_type {kind!r}; only lora adapters are read")
-    params = config.get("lora_parameters") or {}
-    if "rank" not in params or "scale" not in params:
-        raise VoxloraError(f"{where}: lora_parameters needs rank and scale (an mlx-lm adapter config)")
-    tensors = _load_tensors(folder / MLX_WEIGHTS)
-    pairs, unknown = {}, []
-    for key, t in tensors.items():
-        module, _, leaf = key.rpartition(".")
-        if leaf in ("lora_a", "lora_b"):
-            pairs.setdefault(module, {})[leaf] = t
-        else:
-            unknown.append(key)
-    if unknown:
-        raise VoxloraError(
-            f"{folder / MLX_WEIGHTS}: tensors voxlora cannot use: {', '.join(sorted(unknown))}"
-        )
-    r, scale = int(params["rank"]), float(params["scale"])
-    out = {}
-    for module, ab in pairs.items():
-        if set(ab) != {"lora_a", "lora_b"}:
-            raise VoxloraError(f"{folder / MLX_WEIGHTS}: {module} has only {', '.join(ab)}")
-        A, B, _ = lora.from_mlx(ab["lora_a"], ab["lora_b"], scale)
-        out[module] = (A, B)
-    return Adapter(
-        r=r,
-        alpha=scale * r,  # mlx-lm's scale is the scaling itself: alpha / r == scale
-        lora=out,
-        dropout=float(params.get("dropout", 0.0)),
-        base_model=config.get("model"),
-        format="mlx",
-    )
-
-
-def _read_voxcpm(folder: Path) -> Adapter:
-    """VoxCPM's lora_weights.safetensors + lora_config.json (what its fine-tuning script saves)."""
-    where = folder / VOXCPM_CONFIG
-    info = read_json_object(where)
-    config = info.get("lora_config", info)  # {"base_model", "lora_config": {...}}, or the fields alone
-    if not isinstance(config, dict) or "alpha" not in config:
-        raise VoxloraError(f"{where}: no lora_config with r and alpha (VoxCPM's LoRA config)")
-    weights = folder / VOXCPM_WEIGHTS
-    pairs, unknown = {}, []
-    for key, t in _load_tensors(weights).items():
-        module, _, leaf = key.rpartition(".")
-        if leaf in ("lora_A", "lora_B"):
-            pairs.setdefault(module, {})[leaf] = t
-        else:
-            unknown.append(key)
-    if unknown:
-        raise VoxloraError(f"{weights}: tensors voxlora cannot use: {', '.join(sorted(unknown))}")
-    if not pairs:
-        raise VoxloraError(f"{weights}: no lora_A/lora_B tensors")
-    half = sorted(m for m, ab in pairs.items() if len(ab) != 2)
-    if half:
-        raise VoxloraError(f"{weights}: modules with only one of lora_A/lora_B: {', '.join(half)}")
-    r = int(config.get("r") or next(iter(pairs.values()))["lora_A"].shape[0])
-    bad = sorted(m for m, ab in pairs.items() if ab["lora_A"].shape[0] != r)
-    if bad:
-        raise VoxloraError(f"{where}: r is {r} but these modules have another rank: {', '.join(bad)}")
-    return Adapter(
-        r=r,
-        alpha=float(config["alpha"]),
-        lora={m: (ab["lora_A"], ab["lora_B"]) for m, ab in pairs.items()},
-        dropout=float(config.get("dropout") or 0.0),
-        base_model=info.get("base_model") or None,
-        meta={"family": "voxcpm"},
-        format="voxcpm",
-    )
 
 
 def write_adapter(adapter: Adapter, path) -> Path:
@@ -437,6 +345,6 @@ def fingerprint(shapes: dict) -> str:
 
 def base_fingerprint(model) -> str:
     """`fingerprint` of a model folder or hub id, from its safetensors headers."""
-    from voxlora.models.csm import weight_shapes
+    from voxlora.modelfolder import weight_shapes
 
     return fingerprint(weight_shapes(model))

@@ -23,7 +23,7 @@ def family_of(adapter: Adapter, model=None, name: str | None = None) -> families
     if name or recorded:
         return families.get(name or recorded)
     if model is not None:
-        from voxlora.models.csm import model_dir
+        from voxlora.modelfolder import model_dir
 
         try:
             return families.resolve(model_dir(model))
@@ -39,7 +39,7 @@ def report(path, model=None, family: str | None = None) -> dict:
     it fits). Without ``model``, the adapter's recorded base is used for the parameter share when
     it is a local folder, and nothing is checked.
     """
-    from voxlora.models.csm import weight_shapes
+    from voxlora.modelfolder import weight_shapes
 
     adapter = read_adapter(path)
     kind = family_of(adapter, model, family)

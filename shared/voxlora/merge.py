@@ -55,7 +55,7 @@ def merge_folder(
     not fit the base, before anything is written.
     Returns a summary: tensors written, LoRA modules merged, tensors replaced, bytes.
     """
-    from voxlora.models.csm import model_dir, weight_files
+    from voxlora.modelfolder import model_dir, weight_files
 
     src = model_dir(model)
     kind = families.resolve(src, family)

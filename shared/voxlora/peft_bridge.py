@@ -11,6 +11,7 @@ peft wrapped exactly the adapter's modules afterwards: an adapter that does not 
 the list of keys, never half applied (peft itself would skip unknown keys with a warning).
 """
 
+import dataclasses
 import logging
 import os
 import warnings
@@ -40,7 +41,7 @@ def new_adapter_for(base, settings, seed: int = 0, base_model: str | None = None
         shapes, tensor = shapes_of(base), base.state_dict().__getitem__
         fingerprint_of = base_model
     else:
-        from voxlora.models.csm import base_name, model_dir
+        from voxlora.modelfolder import base_name, model_dir
 
         folder = model_dir(base)
         shapes, tensor = targets.base_shapes(folder), _checkpoint_reader(folder)
@@ -68,7 +69,7 @@ def _checkpoint_reader(folder):
     """name -> tensor, read from the folder's safetensors (tied names read from where they are stored)."""
     from safetensors import safe_open
 
-    from voxlora.models.csm import weight_files
+    from voxlora.modelfolder import weight_files
 
     where = {}
     for file in weight_files(folder):
@@ -156,14 +157,4 @@ def adapter_from_model(peft_model, like: Adapter) -> Adapter:
         for k, v in state.items()
     }
     pairs, trained = parse_peft_tensors(state, "model")
-    return Adapter(
-        r=like.r,
-        alpha=like.alpha,
-        lora=pairs,
-        trained=trained,
-        dropout=like.dropout,
-        rslora=like.rslora,
-        base_model=like.base_model,
-        meta=dict(like.meta),
-        format="voxlora",
-    )
+    return dataclasses.replace(like, lora=pairs, trained=trained, meta=dict(like.meta), format="voxlora")

@@ -129,7 +129,7 @@ def base_shapes(model) -> dict[str, tuple[int, ...]]:
 
     Tied tensors stored once (see `TIED`) are listed under both names, as the loaded model has them.
     """
-    from voxlora.models.csm import weight_files
+    from voxlora.modelfolder import weight_files
     from voxlora.safetensors_stream import shapes
 
     return with_tied(shapes(weight_files(model)))

@@ -7,7 +7,6 @@ import pytest
 import torch
 from click.testing import CliRunner
 from safetensors.torch import load_file
-from voxlora import lora
 from voxlora.adapter import read_adapter, write_adapter
 from voxlora.cli.lora_merge import main
 from voxlora.lora_options import LoraSettings
@@ -75,7 +74,12 @@ def test_merge_is_exact_and_keeps_the_base_layout(tiny_csm, tmp_path):
     out = tmp_path / "merged"
     assert weight_shapes(out) == weight_shapes(tiny_csm)  # same keys, same shapes
     base, merged = load_file(tiny_csm / "model.safetensors"), load_file(out / "model.safetensors")
-    expected = lora.merge_state_dict(base, read_adapter(adapter))
+    config = json.loads((adapter / "adapter_config.json").read_text())
+    scaling = config["lora_alpha"] / config["r"]
+    expected = dict(base)  # the plain formula W + scaling * B @ A, written here, not voxlora's merge
+    for module, (A, B) in read_adapter(adapter).lora.items():
+        expected[f"{module}.weight"] = base[f"{module}.weight"] + scaling * (B @ A)
+    assert len(expected) == len(base) and scaling == 2.0
     assert all(torch.equal(merged[k], expected[k]) and merged[k].dtype == base[k].dtype for k in base)
     side = sorted(p.name for p in tiny_csm.iterdir() if p.suffix != ".safetensors")
     assert side == sorted(p.name for p in out.iterdir() if p.suffix != ".safetensors")

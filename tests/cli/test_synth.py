@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 from click.testing import CliRunner
+from voxlora.backends.torch import adapter_switch
 from voxlora.cli.synth import main
-from voxlora.synth import adapter_switch
 from voxlora.synth import synthesizer as synth_module
 
 from tests.unit.test_synth_adapters import BACKBONE_QV, write_peft_adapter
@@ -53,7 +53,7 @@ def test_stdin_lines_with_mixed_adapters_use_one_base_and_each_adapter_once(
     tiny_csm, adapter, tmp_path, monkeypatch
 ):
     calls = {"base": 0, "adapters": 0}
-    load_csm, read_adapter = synth_module.load_csm, adapter_switch.read_adapter
+    load_csm, read_adapter = synth_module.load_model, adapter_switch.read_adapter
 
     def counting_load(*a, **k):
         calls["base"] += 1
@@ -63,7 +63,7 @@ def test_stdin_lines_with_mixed_adapters_use_one_base_and_each_adapter_once(
         calls["adapters"] += 1
         return read_adapter(path)
 
-    monkeypatch.setattr(synth_module, "load_csm", counting_load)
+    monkeypatch.setattr(synth_module, "load_model", counting_load)
     monkeypatch.setattr(adapter_switch, "read_adapter", counting_read)
     lines = [
         "Plain text first.",

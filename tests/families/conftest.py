@@ -6,7 +6,7 @@ import pytest
 @pytest.fixture(scope="session")
 def tiny_higgs(tmp_path_factory):
     """transformers' layout (model_type higgs_audio_v2)."""
-    from voxlora.families.tiny import write_tiny_higgs
+    from tests.fixtures.tiny_families import write_tiny_higgs
 
     return write_tiny_higgs(tmp_path_factory.mktemp("models") / "tiny-higgs")
 
@@ -14,7 +14,7 @@ def tiny_higgs(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_higgs_original(tmp_path_factory):
     """boson_multimodal's original layout (model_type higgs_audio, no model. prefix, audio tower)."""
-    from voxlora.families.tiny import write_tiny_higgs
+    from tests.fixtures.tiny_families import write_tiny_higgs
 
     return write_tiny_higgs(
         tmp_path_factory.mktemp("models") / "tiny-higgs-orig", seed=1, original_layout=True
@@ -23,6 +23,6 @@ def tiny_higgs_original(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_voxcpm(tmp_path_factory):
-    from voxlora.families.tiny import write_tiny_voxcpm
+    from tests.fixtures.tiny_families import write_tiny_voxcpm
 
     return write_tiny_voxcpm(tmp_path_factory.mktemp("models") / "tiny-voxcpm")

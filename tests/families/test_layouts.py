@@ -5,8 +5,9 @@ import json
 import pytest
 from voxlora import families, targets
 from voxlora.errors import VoxloraError
-from voxlora.families.tiny import higgs_config, higgs_shapes
 from voxlora.lora_options import LoraSettings
+
+from tests.fixtures.tiny_families import higgs_config, higgs_shapes
 
 HIGGS, VOXCPM = families.get("higgs-audio-v2"), families.get("voxcpm")
 ATTN = ("q_proj", "k_proj", "v_proj", "o_proj")

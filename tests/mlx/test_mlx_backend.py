@@ -12,15 +12,18 @@ pytest.importorskip("mlx_audio")
 
 import torch  # noqa: E402
 from voxlora.adapter import read_adapter, write_adapter  # noqa: E402
-from voxlora.backends import mlx_csm, mlx_lora, mlx_loss, mlx_mimi  # noqa: E402
-from voxlora.backends.mlx_train import Stepper  # noqa: E402
+from voxlora.backends.mlx import csm as mlx_csm  # noqa: E402
+from voxlora.backends.mlx import lora as mlx_lora  # noqa: E402
+from voxlora.backends.mlx import loss as mlx_loss  # noqa: E402
+from voxlora.backends.mlx import mimi as mlx_mimi  # noqa: E402
+from voxlora.backends.mlx.train import Stepper  # noqa: E402
 from voxlora.errors import VoxloraError  # noqa: E402
+from voxlora.families.csm.batches import make_batch  # noqa: E402
+from voxlora.families.csm.loss import csm_loss, unwrap  # noqa: E402
+from voxlora.families.csm.sequences import Clip, build_store  # noqa: E402
 from voxlora.lora_options import LoraSettings  # noqa: E402
 from voxlora.models.csm import load_csm  # noqa: E402
 from voxlora.peft_bridge import apply_adapter, new_adapter_for  # noqa: E402
-from voxlora.train.batches import make_batch  # noqa: E402
-from voxlora.train.loss import csm_loss, unwrap  # noqa: E402
-from voxlora.train.sequences import Clip, build_store  # noqa: E402
 
 LR = 0.05  # plain SGD on the tiny model: learns in 20 steps without diverging
 WIDE = LoraSettings(targets=("all-linear", "lm_head", "projection"), train_embeddings=True)
@@ -70,8 +73,8 @@ def trained_adapter(folder, settings=WIDE, seed=0):
 @torch.no_grad()
 def torch_logits(model, batch):
     """Backbone logits at the loss's positions and depth-decoder logits of the chosen frames (torch)."""
-    from voxlora.train.loss import _audio_embeddings
-    from voxlora.train.sequences import EOS, FRAME
+    from voxlora.families.csm.loss import _audio_embeddings
+    from voxlora.families.csm.sequences import EOS, FRAME
 
     csm = unwrap(model)
     audio = (batch.kind == FRAME) | (batch.kind == EOS)
@@ -307,8 +310,8 @@ def test_csm_1b_mlx_layout_loads_to_the_same_model(tiny_csm, mlx_bundle, store, 
 
 
 def test_mimi_encodes_and_decodes_as_torch(tiny_csm):  # noqa: F811
-    from voxlora.synth.sample import decode
-    from voxlora.train.codes_cache import encode
+    from voxlora.backends.torch.codec import encode
+    from voxlora.families.csm.sample import decode
 
     torch_bundle, bundle = load_csm(tiny_csm), mlx_csm.load_mlx_csm(tiny_csm)
     rng = np.random.default_rng(0)
@@ -338,10 +341,10 @@ def test_a_folder_whose_weights_do_not_fit_its_config_is_refused(tiny_csm, tmp_p
 def test_greedy_generation_matches_torch_and_makes_a_wav(tiny_csm, tmp_path):  # noqa: F811
     import soundfile as sf
     from voxlora.audio import write_wav
-    from voxlora.backends.mlx_generate import generate_codes
-    from voxlora.synth.prompt import Turn, build_inputs
-    from voxlora.synth.sample import generate_codes as torch_generate
-    from voxlora.synth.sample import trim_at_eos
+    from voxlora.backends.mlx.generate import generate_codes
+    from voxlora.families.csm.prompt import Turn, build_inputs
+    from voxlora.families.csm.sample import generate_codes as torch_generate
+    from voxlora.families.csm.sample import trim_at_eos
 
     torch_bundle, bundle = load_csm(tiny_csm), mlx_csm.load_mlx_csm(tiny_csm)
     inputs = build_inputs(torch_bundle.processor, [Turn("Hello there.", 0)], torch_bundle.sample_rate)

@@ -13,7 +13,7 @@ import soundfile as sf  # noqa: E402
 import torch  # noqa: E402
 from click.testing import CliRunner  # noqa: E402
 from mlx.utils import tree_flatten  # noqa: E402
-from voxlora.backends import synth_mlx_adapters  # noqa: E402
+from voxlora.backends.mlx import adapters as synth_mlx_adapters  # noqa: E402
 from voxlora.cli.synth import main  # noqa: E402
 from voxlora.synth import synthesizer as synth_module  # noqa: E402
 from voxlora.synth.config import SynthConfig  # noqa: E402
@@ -152,7 +152,7 @@ def test_a_batch_with_two_adapters_loads_the_base_once_and_each_adapter_once(
     tiny_csm, adapters, tmp_path, monkeypatch, merge
 ):
     calls = {"base": 0, "adapters": []}
-    load_csm, read_adapter = synth_module.load_csm, synth_mlx_adapters.read_adapter
+    load_csm, read_adapter = synth_module.load_model, synth_mlx_adapters.read_adapter
 
     def counting_load(*args, **kwargs):
         calls["base"] += 1
@@ -162,7 +162,7 @@ def test_a_batch_with_two_adapters_loads_the_base_once_and_each_adapter_once(
         calls["adapters"].append(path)
         return read_adapter(path)
 
-    monkeypatch.setattr(synth_module, "load_csm", counting_load)
+    monkeypatch.setattr(synth_module, "load_model", counting_load)
     monkeypatch.setattr(synth_mlx_adapters, "read_adapter", counting_read)
     order = [None, adapters["a"], adapters["e"], None, adapters["a"], adapters["e"]]
     lines = "".join(json.dumps({"text": "Hello there.", "adapter": a}) + "\n" for a in order)

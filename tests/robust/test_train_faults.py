@@ -6,8 +6,8 @@ import shutil
 import pytest
 import torch
 from safetensors.torch import load_file
+from voxlora.families.csm.loss import csm_loss
 from voxlora.train import checkpoint, loop
-from voxlora.train.loss import csm_loss
 
 from tests.robust.conftest import invoke, train_args
 from tests.trainkit import make_manifest
@@ -156,14 +156,14 @@ def test_a_folder_moved_aside_by_a_killed_replacement_is_restored(tmp_path, monk
 def test_a_kill_while_the_final_adapter_is_replaced_leaves_no_mixed_adapter(tiny_csm, tmp_path, monkeypatch):
     from voxlora.adapter import CONFIG, read_adapter
     from voxlora.errors import VoxloraError
-    from voxlora.train import recipe
+    from voxlora.train import saving
 
     out = tmp_path / "run"
     manifest = make_manifest(tmp_path / "data", n=2)
     assert invoke(train_args(tiny_csm, manifest, out, "--max-steps", 1)).exit_code == 0
     staging = out / ".weights-1"
     shutil.copytree(out, staging, ignore=lambda d, names: [n for n in names if n.startswith(("step_", "."))])
-    real_replace, calls = recipe.os.replace, []
+    real_replace, calls = saving.os.replace, []
 
     def killed_after_first_file(src, dst):
         calls.append(1)
@@ -171,9 +171,9 @@ def test_a_kill_while_the_final_adapter_is_replaced_leaves_no_mixed_adapter(tiny
             raise SystemExit(137)
         real_replace(src, dst)
 
-    monkeypatch.setattr(recipe.os, "replace", killed_after_first_file)
+    monkeypatch.setattr(saving.os, "replace", killed_after_first_file)
     with pytest.raises(SystemExit):
-        recipe._move_files_into(staging, out, last=CONFIG)
+        saving._move_files_into(staging, out, last=CONFIG)
     assert not (out / CONFIG).exists() and (staging / CONFIG).exists()  # the config goes last
     with pytest.raises(VoxloraError, match=f"{CONFIG}: missing"):
         read_adapter(out)

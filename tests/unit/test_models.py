@@ -4,9 +4,9 @@ import json
 
 import pytest
 import torch
+from voxlora.demo_model import write_tiny_csm
 from voxlora.errors import VoxloraError
 from voxlora.models.csm import load_csm, model_dir, read_config, weight_shapes
-from voxlora.models.tiny import write_tiny_csm
 
 
 def test_tiny_csm_has_the_layout_of_sesame_csm_1b(tiny_csm):

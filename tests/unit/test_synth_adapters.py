@@ -7,8 +7,8 @@ import json
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
+from voxlora.backends.torch import adapter_switch
 from voxlora.errors import VoxloraError
-from voxlora.synth import adapter_switch
 from voxlora.synth import synthesizer as synth_module
 from voxlora.synth.config import SynthConfig
 from voxlora.synth.requests import Request
@@ -100,7 +100,7 @@ def test_one_run_switches_adapters_loading_the_base_once_and_each_adapter_once(
     tiny_csm, adapters, tmp_path, monkeypatch, merge
 ):
     calls = {"base": 0, "adapters": []}
-    load_csm, read_adapter = synth_module.load_csm, adapter_switch.read_adapter
+    load_csm, read_adapter = synth_module.load_model, adapter_switch.read_adapter
 
     def counting_load(*args, **kwargs):
         calls["base"] += 1
@@ -110,7 +110,7 @@ def test_one_run_switches_adapters_loading_the_base_once_and_each_adapter_once(
         calls["adapters"].append(path)
         return read_adapter(path)
 
-    monkeypatch.setattr(synth_module, "load_csm", counting_load)
+    monkeypatch.setattr(synth_module, "load_model", counting_load)
     monkeypatch.setattr(adapter_switch, "read_adapter", counting_read)
     synth = synthesizer(tiny_csm, merge=merge)
     order = [None, adapters["a"], adapters["b"], None, adapters["a"], adapters["b"]]

@@ -5,7 +5,7 @@ import pytest
 import soundfile as sf
 import torch
 from voxlora.errors import VoxloraError
-from voxlora.synth.prompt import Turn, build_inputs, conversation, read_context_audio
+from voxlora.families.csm.prompt import Turn, build_inputs, conversation, read_context_audio
 
 
 @pytest.fixture(scope="module")

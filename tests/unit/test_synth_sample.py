@@ -5,8 +5,8 @@ from types import SimpleNamespace as NS
 import pytest
 import torch
 from voxlora.errors import VoxloraError
+from voxlora.families.csm.sample import decode, sampling_kwargs, trim_at_eos, undecodable_ids
 from voxlora.models.csm import load_csm
-from voxlora.synth.sample import decode, sampling_kwargs, trim_at_eos, undecodable_ids
 
 CONFIG = NS(vocab_size=67, codec_config=NS(codebook_size=64))
 

@@ -3,10 +3,20 @@
 import pytest
 import torch
 from voxlora.errors import VoxloraError
-from voxlora.train.batches import choose_decoder_frames, make_batch, plan_epoch
+from voxlora.families.csm.batches import choose_decoder_frames, make_batch
+from voxlora.families.csm.sequences import (
+    EOS,
+    FRAME,
+    PAD,
+    TEXT,
+    Clip,
+    build_store,
+    check_lengths,
+    decoder_frames,
+)
+from voxlora.train.batches import plan_epoch
 from voxlora.train.config import TrainConfig, resolve
 from voxlora.train.loop import lr_factor
-from voxlora.train.sequences import EOS, FRAME, PAD, TEXT, Clip, build_store, check_lengths, decoder_frames
 
 
 class Cfg:  # the CsmConfig fields build_store reads

@@ -2,11 +2,12 @@
 
 import pytest
 import torch
+from voxlora.backends.torch.codec import codec_identity
+from voxlora.codes_cache import CodesCache, file_sha256
+from voxlora.families.csm.sequences import prepare_clips
 from voxlora.models.csm import load_csm
-from voxlora.train.codes_cache import CodesCache, codec_identity, file_sha256
 from voxlora.train.config import TrainConfig, resolve
 from voxlora.train.recipe import read_records
-from voxlora.train.sequences import prepare_clips
 
 from tests.trainkit import make_manifest  # noqa: F401
 
@@ -70,7 +71,7 @@ def test_codec_runs_once_per_clip_and_again_only_for_changed_audio(
     assert all(torch.equal(a.codes, b.codes) for a, b in zip(clips, clips_again, strict=True))
 
     # two epochs of training never touch the codec
-    from voxlora.train.sequences import build_store
+    from voxlora.families.csm.sequences import build_store
 
     store = build_store(clips, bundle.config, 12.5)
     config = resolve(TrainConfig(out=str(tmp_path / "o"), epochs=2, batch_size=2, log_every=1))

@@ -5,17 +5,19 @@ import json
 
 import pytest
 import torch
-from voxlora.backends.train_torch import make_optimizer, make_trainable
+from voxlora.backends.torch.codec import codec_identity
+from voxlora.backends.torch.train import make_optimizer
+from voxlora.codes_cache import CodesCache
 from voxlora.errors import VoxloraError
+from voxlora.families.csm.sequences import build_store, prepare_clips
+from voxlora.families.csm.train_torch import make_trainable
 from voxlora.lora_options import LoraSettings
 from voxlora.models.csm import load_csm
 from voxlora.peft_bridge import new_adapter_for
 from voxlora.train import checkpoint
-from voxlora.train.codes_cache import CodesCache, codec_identity
 from voxlora.train.config import TrainConfig, resolve
 from voxlora.train.loop import TrainState, train
 from voxlora.train.recipe import read_records
-from voxlora.train.sequences import build_store, prepare_clips
 
 from tests.trainkit import make_manifest, tensor_hashes  # noqa: F401
 
@@ -106,7 +108,7 @@ def test_loss_and_batches_can_be_swapped(tiny_csm, data):  # noqa: F811
     seen = []
 
     def fake_batches(store, config, epoch, position):
-        from voxlora.train.batches import make_batch
+        from voxlora.families.csm.batches import make_batch
 
         while True:
             yield epoch, position, [make_batch(store, [0])]

@@ -2,11 +2,11 @@
 
 import pytest
 import torch
+from voxlora.backends.torch.codec import encode
+from voxlora.families.csm.batches import make_batch
+from voxlora.families.csm.loss import csm_loss
+from voxlora.families.csm.sequences import Clip, build_store, text_ids
 from voxlora.models.csm import load_csm
-from voxlora.train.batches import make_batch
-from voxlora.train.codes_cache import encode
-from voxlora.train.loss import csm_loss
-from voxlora.train.sequences import Clip, build_store, text_ids
 
 from tests.datagen import speechlike
 

@@ -1,20 +1,12 @@
-"""Backends: the same CSM model, adapter and training loss on another array library.
+"""Backends: the array libraries a model family runs on, one sub-package each.
 
-torch (transformers + peft) is the reference backend and lives in `voxlora.models.csm`,
-`voxlora.peft_bridge` and `voxlora.train.loss`. The MLX backend mirrors it function for function,
-over the same inputs (model folders, `voxlora.adapter.Adapter`, `voxlora.train.batches.Batch`)::
+    backends/torch/   transformers + peft: the optimizer step (`TorchStepper`), ``--device`` and
+                      ``--dtype``, a codec's identity and encoding, RNG states, synth's adapter switch
+    backends/mlx/     mlx + mlx-audio: the Sesame CSM model and Mimi on MLX, LoRA layers, the loss,
+                      the optimizer step and generation
 
-    torch                                   MLX (voxlora.backends.mlx_*)
-    models.csm.load_csm(model)              mlx_csm.load_mlx_csm(model)
-    peft_bridge.new_adapter_for(...)        mlx_lora.new_adapter(bundle, settings, seed)  (same tensors)
-    peft_bridge.apply_adapter(m, ad, t)     mlx_lora.apply_adapter(m, ad, trainable=t)
-    peft_bridge.adapter_from_model(m, ad)   mlx_lora.adapter_from_model(m, like=ad)
-    train.loss.csm_loss(model, batch)       mlx_loss.csm_loss(model, batch)
-    one optimizer step of train.loop        mlx_train.Stepper(model, config).step(micro, lr)
-    synth.sample.generate_codes(...)        mlx_generate.generate_codes(model, tokens, ...)
-    synth_torch.TorchSynth                  synth_mlx.MlxSynth  (synth's one interface: see synth/backend.py)
-    codes_cache.encode / synth.sample.decode   mlx_mimi.encode / mlx_mimi.decode
-
+A family (`voxlora.families.<family>`) builds its `voxlora.families.base.TrainModel` and
+`SpeakModel` per backend from these pieces; the trainer and synth never branch on the backend.
 Adapters have one format whichever backend made them (peft's layout, `voxlora.adapter`), so an
 adapter trained on one backend loads on the other. Nothing here imports MLX at package import.
 """

@@ -1,4 +1,4 @@
-"""Speech from text with a CSM base model, optionally through LoRA adapters: the `synth` command's core.
+"""Speech from text with a base model, optionally through LoRA adapters: the `synth` command's core.
 
     synth = Synthesizer(SynthConfig(model="sesame/csm-1b", adapter="runs/voice"))
     clip = synth.speak(Request(text="Hello there.", out=Path("hello.wav"), adapter="runs/voice"))
@@ -6,10 +6,10 @@
 
 One `Synthesizer` loads the base once and serves every request of a run, switching adapters as the
 requests name them. Each clip is seeded on its own, so the same text, speaker, context, adapter and
-seed give the same audio in any run and position. The steps, each in its own module: the prompt
-(`prompt`); loading, adapters, sampling codes the codec can decode and decoding them (the
-backend, torch or MLX, picked once from ``SynthConfig.backend``: `backend`); trimming at the
-end-of-audio frame (`sample`), then an optional resample and an atomic 16-bit WAV.
+seed give the same audio in any run and position. The model is the family's
+`voxlora.families.base.SpeakModel` on its backend (torch or MLX, picked once from
+``SynthConfig.backend``: `backend.load_model`): its prompt, adapters, sampling, trimming at the
+end marker and decoding; then an optional resample and an atomic 16-bit WAV.
 """
 
 import logging
@@ -22,11 +22,10 @@ import torch
 
 from voxlora import audio as vaudio
 from voxlora.errors import VoxloraError
-from voxlora.synth.backend import generate_codes, load_csm
+from voxlora.synth.backend import generate_codes, load_model
 from voxlora.synth.config import SynthConfig
-from voxlora.synth.prompt import Turn, build_inputs, read_context_audio
 from voxlora.synth.requests import Request
-from voxlora.synth.sample import trim_at_eos
+from voxlora.turns import Turn, read_context_audio
 
 log = logging.getLogger("voxlora")
 
@@ -48,7 +47,7 @@ class Synthesizer:
             raise VoxloraError(f"--max-seconds must be positive, got {config.max_seconds}")
         self.config = config
         started = time.perf_counter()
-        self.backend = load_csm(config)
+        self.backend = load_model(config)
         self.bundle = self.backend.bundle  # the loaded model (torch's CsmBundle or MLX's MlxCsm)
         self.adapters = self.backend.adapters  # .use(path | None)
         log.info(f"{config.model}: loaded in {time.perf_counter() - started:.1f} s ({self.backend.name})")
@@ -87,14 +86,14 @@ class Synthesizer:
             for c in request.context
         ]
         turns.append(Turn(request.text, request.speaker))
-        inputs = build_inputs(backend.processor, turns, backend.sample_rate)
+        inputs = backend.prompt(turns)
         max_frames = self.max_frames()
         self._check_length(inputs, max_frames)
 
         started = time.perf_counter()
         codes = generate_codes(backend, inputs, max_frames, cfg.temperature, cfg.top_k, request.seed)
         elapsed = time.perf_counter() - started
-        codes, ended = trim_at_eos(codes, backend.eos_id)
+        codes, ended = backend.trim(codes)
         wave = backend.decode(codes)
 
         rate = cfg.sample_rate or backend.sample_rate
@@ -123,7 +122,7 @@ class Synthesizer:
     def _check_length(self, inputs, max_frames: int) -> None:
         """The prompt plus the frames to generate must fit the backbone's positions."""
         limit = self.backend.max_positions
-        n_prompt = int(inputs["input_ids"].shape[1])
+        n_prompt = self.backend.prompt_length(inputs)
         if n_prompt + max_frames > limit:
             raise VoxloraError(
                 f"the prompt ({n_prompt} tokens, context included) plus {max_frames} frames to generate "

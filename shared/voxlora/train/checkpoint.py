@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 
 from voxlora.atomic import atomic_dir, recover
+from voxlora.backends.torch.rng import restore_rng, rng_tensors  # noqa: F401  (checkpoints hold them)
 from voxlora.errors import VoxloraError
 
 FORMAT_VERSION = 1
@@ -65,25 +66,6 @@ def optimizer_from_safetensors(tensors: dict, rest: dict) -> dict:
             state.setdefault(int(index), {})[name] = value
     groups = [{**g, "betas": tuple(g["betas"])} if "betas" in g else g for g in rest["param_groups"]]
     return {"state": state, "param_groups": groups}
-
-
-def rng_tensors() -> dict:
-    tensors = {"rng.torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        for i, s in enumerate(torch.cuda.get_rng_state_all()):
-            tensors[f"rng.cuda.{i}"] = s
-    if hasattr(torch, "mps") and torch.backends.mps.is_available():
-        tensors["rng.mps"] = torch.mps.get_rng_state()
-    return tensors
-
-
-def restore_rng(tensors: dict) -> None:
-    torch.set_rng_state(tensors["rng.torch"])
-    cuda = [tensors[k] for k in sorted(tensors) if k.startswith("rng.cuda.")]
-    if cuda and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(cuda)
-    if "rng.mps" in tensors and hasattr(torch, "mps") and torch.backends.mps.is_available():
-        torch.mps.set_rng_state(tensors["rng.mps"])
 
 
 def write_checkpoint(

@@ -45,9 +45,9 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from voxlora.backends.train_torch import TorchStepper, autocast, pick_device
+from voxlora.backends.torch.train import TorchStepper, autocast, pick_device
 from voxlora.errors import VoxloraError
-from voxlora.train.backend import StepResult
+from voxlora.families.base import StepResult
 
 log = logging.getLogger("voxlora")
 TIMEOUT_ENV = "VOXLORA_DIST_TIMEOUT"  # seconds a collective may wait for a peer (default 1800)

@@ -2,7 +2,7 @@
 
 As mlx-lm's ``tuner/trainer.py``, everything that varies comes in as an argument: ``loss`` (default:
 the backend's `csm_loss`) and ``iterate_batches`` (default `batches.iterate_batches`) can be swapped
-by tests, ``stepper`` makes the backend's optimizer step (`train.backend.Stepper`; default torch's),
+by tests, ``stepper`` makes the backend's optimizer step (`voxlora.families.base.Stepper`; default torch's),
 and ``save`` is called with the live `TrainState`, optimizer and scaler when a checkpoint is due.
 The loop itself orchestrates only: batches, the learning-rate schedule, logging, the NaN stop,
 saving and stop signals; it never asks which backend (torch, MLX) runs the step.
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import torch
 
-from voxlora.backends.train_torch import TorchStepper
+from voxlora.backends.torch.train import TorchStepper
 from voxlora.errors import VoxloraError
 from voxlora.train import batches as batches_mod
 
@@ -52,7 +52,7 @@ def lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
     """The learning-rate multiplier for optimizer step ``step`` (0-based) of ``total``.
 
     >>> [round(lr_factor(s, 10, 2, "cosine"), 3) for s in (0, 1, 2, 9)]
-    [0.333, 0.667, 1.0, 0.03]
+    [0.333, 0.667, 1.0, 0.038]
     """
     if step < warmup:
         return (step + 1) / (warmup + 1)
@@ -78,7 +78,7 @@ def evaluate(stepper, store, config) -> dict:
     sums, counts = [0.0, 0.0], [0, 0]
     order = torch.argsort(store.lengths, stable=True)
     for clips in torch.split(order, config.batch_size):
-        batch = batches_mod.make_batch(store, clips, 1.0)
+        batch = store.batch(clips, 1.0)
         b, d = stepper.evaluate(batch)
         sums[0] += float(b)
         sums[1] += float(d)

@@ -4,28 +4,30 @@ Order matters for the user: everything that can be wrong with the input (learnin
 folder, manifests, vanished audio, an adapter made for another model) is refused with a one-line
 error *before* the model is loaded or any audio is encoded. Then:
 
-1. load the base CSM on ``--backend`` (`train.backend.load_backend`: torch or MLX); the Mimi codes of
-   every clip come from the codes cache or are encoded once (by the torch Mimi, for both backends);
+1. load the base model on ``--backend`` through its family (`voxlora.families.registry`: the family's
+   `voxlora.families.base.TrainModel`); every clip's codes come from the codes cache or are
+   encoded once by the family's codec;
 2. wrap the model: a LoRA adapter (fresh from the LoRA options, or ``--adapter``), with
    ``train_embeddings`` the embeddings too (peft modules_to_save), or with ``full`` every weight
    but the codec's;
 3. `loop.train` yields metrics; checkpoints go to ``OUT/step_NNNNNNN/``; the result to ``OUT/``.
 
-Nothing here asks which backend runs: the backend loads, wraps, steps and hands the adapter back.
+Nothing here asks which family or backend runs: the `TrainModel` loads, prepares the clips, wraps,
+steps and hands the adapter back. Saving is `train.saving`, resuming `train.resume`.
 """
 
 import dataclasses
 import hashlib
 import json
 import logging
-import math
 import os
-import shutil
 import time
 from pathlib import Path
 
 from voxlora.errors import VoxloraError
 from voxlora.train.config import TrainConfig, resolve
+from voxlora.train.resume import Resume, check_resumable
+from voxlora.train.saving import Saver, require_room_for_checkpoints
 
 log = logging.getLogger("voxlora")
 RUN_CONFIG = "voxlora-train.json"
@@ -93,65 +95,6 @@ def load_adapter_for(path, folder: Path, config: TrainConfig):
     return adapter
 
 
-def _move_files_into(src: Path, dest: Path, last: str) -> None:
-    """Move every file of ``src`` into ``dest`` (each an atomic rename), ``last`` last; remove ``src``.
-
-    ``last`` is the file that makes ``dest`` loadable (adapter_config.json, config.json). The old one
-    goes first, so a kill part-way leaves ``dest`` without it (readers say it is missing; ``--resume``
-    writes the result again), never a new config beside old weights or the reverse.
-    """
-    (dest / last).unlink(missing_ok=True)
-    for f in sorted(src.iterdir(), key=lambda f: (f.name == last, f.name)):
-        os.replace(f, dest / f.name)
-    src.rmdir()
-
-
-class Saver:
-    """Writes the trained weights (adapter, merged model or whole model) into a folder."""
-
-    def __init__(self, backend, model, adapter, folder: Path, config: TrainConfig):
-        self.backend, self.model, self.adapter = backend, model, adapter
-        self.folder, self.config = folder, config
-
-    def current_adapter(self, step: int):
-        from voxlora import __version__
-
-        trained = self.backend.adapter_from_model(self.model, like=self.adapter)
-        trained.meta["created_with"] = {
-            **trained.meta.get("created_with", {}),
-            "tool": "lora-train",
-            "voxlora": __version__,
-            "step": step,
-            "train": self.config.to_dict(),
-        }
-        return trained
-
-    def write(self, dest: Path, step: int, adapter_files: bool = True) -> None:
-        """Into the existing folder ``dest``: adapter files and/or merged/ (LoRA), or the model (full)."""
-        from voxlora.models.csm import SIDE_FILES
-
-        staging = dest / f".weights-{os.getpid()}"
-        shutil.rmtree(staging, ignore_errors=True)
-        if self.config.full:
-            staging.mkdir()
-            self.backend.save_model(self.model, staging)
-            for name in SIDE_FILES:
-                if (self.folder / name).is_file() and not (staging / name).exists():
-                    shutil.copyfile(self.folder / name, staging / name)
-            _move_files_into(staging, dest, last="config.json")
-            return
-        from voxlora.adapter import CONFIG, write_adapter
-
-        adapter = self.current_adapter(step)
-        if adapter_files:
-            write_adapter(adapter, staging)
-            _move_files_into(staging, dest, last=CONFIG)
-        if self.config.save_mode in ("full", "both"):
-            from voxlora.merge import merge_folder
-
-            merge_folder(self.folder, adapter, dest / "merged")
-
-
 def run(config: TrainConfig, settings=None, on_clip=None, on_step=None, stop=None, world=None):
     """Train as ``config`` says; yield metrics records, then the result record.
 
@@ -178,10 +121,11 @@ def run(config: TrainConfig, settings=None, on_clip=None, on_step=None, stop=Non
             "add --resume to continue it, or choose another output folder"
         )
 
-    from voxlora.models.csm import base_name, model_dir, read_config
+    from voxlora.families.registry import for_model
+    from voxlora.modelfolder import base_name, model_dir
 
     folder = model_dir(config.model)
-    read_config(folder)
+    family = for_model(folder)
     adapter = None
     if config.adapter:
         adapter = load_adapter_for(config.adapter, folder, config)
@@ -209,69 +153,8 @@ def run(config: TrainConfig, settings=None, on_clip=None, on_step=None, stop=Non
     records = read_records(config.manifest, config.strict)
     val_records = read_records(config.val_manifest, config.strict) if config.val_manifest else None
     yield from _train(
-        config, folder, out, adapter, records, val_records, on_clip, on_step, resume, stop, world
+        config, family, folder, out, adapter, records, val_records, on_clip, on_step, resume, stop, world
     )
-
-
-def require_room_for_checkpoints(out: Path, config: TrainConfig, folder: Path, adapter) -> None:
-    """Refuse to start when ``out`` has no room for one checkpoint (estimated from the adapter size)."""
-    from voxlora.diskspace import require_room
-    from voxlora.train.checkpoint import estimate_bytes
-
-    model_bytes = sum(f.stat().st_size for f in folder.glob("*.safetensors"))
-    if config.full:
-        from voxlora import targets
-
-        shapes = targets.base_shapes(folder)
-        trained = sum(math.prod(s) for n, s in shapes.items() if not n.startswith("codec_model."))
-        needed = estimate_bytes(trained, config.optimizer, extra=model_bytes)
-    else:
-        merged = model_bytes if config.save_mode in ("full", "both") else 0
-        needed = estimate_bytes(adapter.num_params(), config.optimizer, extra=merged)
-    require_room(out, needed, "a checkpoint")
-
-
-@dataclasses.dataclass
-class Resume:
-    path: Path  # the checkpoint folder
-    meta: dict  # its trainer_state.json
-    optimizer: dict  # the optimizer's state_dict
-    rng: dict  # RNG states
-
-
-def check_resumable(resume: Resume, config: TrainConfig) -> None:
-    """A resumed run must train the same way as the run that wrote the checkpoint.
-
-    Every difference is listed, LoRA options one by one: ``lora.rank 4 (checkpoint: 8)``.
-    """
-    from voxlora.train.config import RESUME_FIELDS
-
-    theirs = {"backend": "torch", **resume.meta["config"]}  # checkpoints from before --backend: torch
-    ours = config.to_dict()
-    differ = []
-    for name in RESUME_FIELDS:
-        a, b = ours[name], theirs.get(name)
-        if name == "model" and a != b and _same_folder(a, b):
-            continue
-        if isinstance(a, dict) and isinstance(b, dict):
-            differ += [
-                f"{name}.{k} {a.get(k)!r} (checkpoint: {b.get(k)!r})"
-                for k in sorted(a.keys() | b.keys())
-                if _plain(a.get(k)) != _plain(b.get(k))
-            ]
-        elif a != b:
-            differ.append(f"{name} {a!r} (checkpoint: {b!r})")
-    if differ:
-        raise VoxloraError(f"{resume.path}: this run differs from the checkpoint's: {'; '.join(differ)}")
-
-
-def _plain(value):
-    """JSON's view of a value (a tuple read back from JSON is a list)."""
-    return json.loads(json.dumps(value))
-
-
-def _same_folder(a, b) -> bool:
-    return bool(a and b) and Path(a).exists() and Path(b).exists() and Path(a).resolve() == Path(b).resolve()
 
 
 def data_fingerprint(clips) -> str:
@@ -284,34 +167,31 @@ def data_fingerprint(clips) -> str:
 
 
 def _train(
-    config, folder, out, adapter, records, val_records, on_clip, on_step, resume=None, stop=None, world=None
-):
+    config, family, folder, out, adapter, records, val_records, on_clip, on_step, resume=None, stop=None,
+    world=None,
+):  # fmt: skip
     import torch
 
     from voxlora.atomic import atomic_write_text
+    from voxlora.codes_cache import CodesCache
     from voxlora.train import checkpoint, data_defaults, distributed, metrics
     from voxlora.train.autosave import Due
-    from voxlora.train.backend import load_backend
     from voxlora.train.batches import iterate_batches
-    from voxlora.train.codes_cache import CodesCache, codec_identity
     from voxlora.train.loop import NonFinite, TrainState, total_steps, train
-    from voxlora.train.sequences import build_store, check_lengths, prepare_clips
 
     torch.manual_seed(config.seed)
     source = resume.path if resume is not None and config.full else folder
-    backend = load_backend(config, source)
-    bundle, device = backend.data, backend.device
+    backend = family.load_for_training(config, source)
     started = time.perf_counter()
-    cache = CodesCache(config.cache_dir, codec_identity(bundle.codec))
+    cache = CodesCache(config.cache_dir, backend.codec_identity)
     frame_rate = backend.frame_rate
-    max_positions = backend.max_positions
 
     def prepare(recs, manifest):
-        clips, stats = prepare_clips(recs, bundle, cache, config.default_speaker, device, on_clip)
+        clips, stats = backend.prepare_clips(recs, cache, config.default_speaker, on_clip)
         fitting = []
         for clip in clips:  # a clip too long for the model is never cut: skipped, or with --strict refused
             try:
-                check_lengths([clip], max_positions, config.max_batch_frames)
+                backend.check_clip(clip, config.max_batch_frames)
                 fitting.append(clip)
             except VoxloraError as e:
                 if config.strict:
@@ -320,7 +200,7 @@ def _train(
         if not fitting:
             raise VoxloraError(f"{manifest}: no clip fits the model or the batch budget (listed above)")
         stats.clips, stats.frames = len(fitting), sum(int(c.codes.shape[1]) for c in fitting)
-        return build_store(fitting, bundle.config, frame_rate), stats, data_fingerprint(fitting)
+        return backend.build_store(fitting), stats, data_fingerprint(fitting)
 
     # every rank reads the codes cache; rank 0 fills it first (`World.in_turns`)
     store, stats, data = world.in_turns(lambda: prepare(records, config.manifest))

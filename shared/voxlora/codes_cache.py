@@ -1,0 +1,83 @@
+"""Codec codes per clip, computed once and kept on disk, so training never runs the codec per step.
+
+A cache entry is ``<cache>/<key[:2]>/<key>.safetensors`` holding one int16 tensor ``codes``
+(num_codebooks, frames). The key is the sha256 of three things: the audio file's bytes, the codec's
+identity (the family's `TrainModel.codec_identity`; for a transformers codec
+`voxlora.backends.torch.codec.codec_identity`, a hash of its config and every weight) and `FORMAT` (how audio is
+prepared). The same three are stored in the file's metadata and checked on every read, so an entry
+is never trusted when anything it was made from differs; a damaged entry is encoded again. Entries
+are written atomically, and the whole folder is safe to delete at any time.
+
+    >>> cache = CodesCache("runs/voxlora-codes", model.codec_identity)     # doctest: +SKIP
+    >>> codes = cache.get(sha, k, size) or cache.put(sha, encode(codec, x))   # doctest: +SKIP
+"""
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+
+import torch
+
+from voxlora.atomic import atomic_file
+
+log = logging.getLogger("voxlora")
+FORMAT = "voxlora-codes-1:mono-float32:audresample"  # bump when the way audio becomes codes changes
+
+
+def file_sha256(path) -> str:
+    """sha256 of a file's bytes, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+class CodesCache:
+    """Get and put codes by audio hash, for one codec."""
+
+    def __init__(self, folder, codec_id: str):
+        self.folder = Path(folder)
+        self.codec_id = codec_id
+
+    def _meta(self, audio_sha: str) -> dict:
+        return {"audio_sha256": audio_sha, "codec": self.codec_id, "format": FORMAT}
+
+    def path(self, audio_sha: str) -> Path:
+        key = hashlib.sha256(json.dumps(self._meta(audio_sha), sort_keys=True).encode()).hexdigest()
+        return self.folder / key[:2] / f"{key}.safetensors"
+
+    def get(self, audio_sha: str, num_codebooks: int, codebook_size: int) -> torch.Tensor | None:
+        """The cached codes (K, F) int16, or None when absent, made from something else, or damaged."""
+        from safetensors import safe_open
+
+        path = self.path(audio_sha)
+        if not path.is_file():
+            return None
+        try:
+            with safe_open(path, framework="pt") as f:
+                if f.metadata() != self._meta(audio_sha):
+                    return None
+                codes = f.get_tensor("codes")
+        except Exception as e:  # truncated or foreign file: encode again
+            log.debug("ignoring damaged cache entry %s: %s", path, e)
+            return None
+        ok = (
+            codes.dtype == torch.int16
+            and codes.ndim == 2
+            and codes.shape[0] == num_codebooks
+            and codes.shape[1] > 0
+            and int(codes.min()) >= 0
+            and int(codes.max()) < codebook_size
+        )
+        return codes if ok else None
+
+    def put(self, audio_sha: str, codes: torch.Tensor) -> torch.Tensor:
+        """Store ``codes`` (K, F) atomically and return them."""
+        from safetensors.torch import save
+
+        data = save({"codes": codes.to(torch.int16).contiguous()}, metadata=self._meta(audio_sha))
+        with atomic_file(self.path(audio_sha), "wb") as f:
+            f.write(data)
+        return codes
