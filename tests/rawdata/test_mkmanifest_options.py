@@ -61,7 +61,7 @@ def test_an_m4a_in_a_folder_is_read_and_written_clips_are_trimmed_and_normalised
 
 
 def _tiny_tokenizer_model(tmp_path):
-    from voxlora.models.tiny import build_tokenizer
+    from voxlora.demo_model import build_tokenizer
 
     folder = tmp_path / "tok"
     folder.mkdir()
