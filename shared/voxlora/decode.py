@@ -83,9 +83,9 @@ def encode(path, x: np.ndarray, sr: int, bitrate: int = 96_000) -> None:
         )
     fmt, codec, sample_format = ENCODERS[suffix]
     if codec == "libopus" and sr != 48000:
-        from voxlora import audio
+        import audresample  # as `audio.resample` does (audio imports this module: no import back)
 
-        x, sr = audio.resample(x, sr, 48000), 48000
+        x, sr = audresample.resample(np.ascontiguousarray(x, dtype=np.float32), sr, 48000)[0], 48000
     pcm = np.clip(np.asarray(x, dtype=np.float32), -1.0, 1.0)[None, :]  # (1, n)
     with av.open(str(path), "w", format=fmt) as out:
         stream = out.add_stream(codec, rate=sr, layout="mono")

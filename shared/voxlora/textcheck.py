@@ -29,7 +29,7 @@ def load_tokenizer(model: str):
     """The ``tokenizers.Tokenizer`` of a model folder or hub id (its tokenizer.json)."""
     from tokenizers import Tokenizer
 
-    from voxlora.models.csm import model_dir
+    from voxlora.modelfolder import model_dir
 
     path = Path(model_dir(model)) / "tokenizer.json"
     if not path.is_file():
