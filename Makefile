@@ -7,7 +7,10 @@ PYTHON ?= python3
 # Prefer it there (no multi-GB CUDA download); everywhere else torch comes from the index as usual.
 LOCAL_TORCH := $(firstword $(wildcard /opt/wheels/torch-2.13.0*.whl))
 
-.PHONY: setup demo test lint bench clean
+# VoxCPM's model code, without its dependencies (see the voxcpm extra in pyproject.toml)
+VOXCPM_PIN ?= voxcpm==2.0.3
+
+.PHONY: setup demo demo-higgs test lint bench clean
 
 setup: $(STAMP)
 
@@ -15,11 +18,16 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(if $(LOCAL_TORCH),$(PY) -m pip install -q --find-links $(dir $(LOCAL_TORCH)) "torch==2.13.0")
-	$(PY) -m pip install -q -e ".[dev,demo,mlx,eval,data]"
+	$(PY) -m pip install -q -e ".[dev,demo,mlx,eval,data,voxcpm]"
+	$(PY) -m pip install -q --no-deps "$(VOXCPM_PIN)"
 	touch $(STAMP)
 
 demo: setup
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash demo.sh demo-out
+
+# the same pipeline on a tiny Higgs Audio v2 (transformers' classes, made by code)
+demo-higgs: setup
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash demo-higgs.sh demo-higgs-out
 
 test: setup
 	$(PY) -m pytest -q tests shared
@@ -33,4 +41,4 @@ bench: setup
 	$(PY) -m bench $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) demo-out bench/work
+	rm -rf $(VENV) demo-out demo-higgs-out bench/work

@@ -64,11 +64,19 @@ def choice(name: str, **kwargs):
 @opt("--cache-dir", help="Mimi codes cache [default: voxlora-codes/ beside OUT]; safe to delete.")
 @opt("--resume", is_flag=True, help="Continue from the newest checkpoint in OUT (same settings).")
 @opt("--strict", is_flag=True, help="Stop at the first bad record or clip (default: warn, skip it).")
+@click.option("--reference", type=click.Choice(["auto", "none"]), default=D.reference, show_default=True,
+              help="Higgs: pair each target with another clip of its speaker as the voice reference (auto).")
+@opt("--text-loss", is_flag=True, help="Higgs: add the text head's loss (the model's text_lm_head).")
+@click.option("--grad-checkpointing/--no-grad-checkpointing", default=None,
+              help="Recompute activations in backward (less memory) [default: on for models over 2B].")
+@click.option("--quantize", type=click.Choice(["4bit"]), default=None,
+              help="QLoRA: load the frozen base in 4 bits (bitsandbytes; CUDA only).")
+@click.option("--dry-run", is_flag=True, help="Print the estimated peak memory for these settings; load nothing.")
 @click.option("--nproc", type=click.IntRange(min=1), default=1, show_default=True,
               help="Processes on this machine, one GPU each (torchrun; see the README for several machines).")
 @common_options
 # fmt: on
-def cli(model, manifest, output, adapter, settings, nproc, **options):
+def cli(model, manifest, output, adapter, settings, nproc, dry_run, **options):
     """Fine-tune CSM on a manifest: LoRA (default), LoRA plus embeddings, or --full.
 
     Prints one JSON line of metrics every --log-every steps (also kept in OUT/metrics.jsonl), then
@@ -93,6 +101,12 @@ def cli(model, manifest, output, adapter, settings, nproc, **options):
         raise click.UsageError(f"{', '.join(explicit)}: LoRA options describe a fresh adapter; not with --adapter or --full")
     options["max_grad_norm"] = options["max_grad_norm"] or None
     config = TrainConfig(model=model, manifest=manifest, out=str(output), adapter=adapter and str(adapter), **options)
+    if dry_run:
+        from voxlora.train.config import resolve
+        from voxlora.train.memory import dry_run as estimate
+
+        emit(estimate(resolve(config), settings))
+        return
     if nproc > 1:  # torchrun on this machine, each process running this command less --nproc
         from voxlora.train.launch import launch, without_nproc
 

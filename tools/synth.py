@@ -16,6 +16,7 @@ HELP = """Speak TEXT with a CSM model (and a LoRA adapter) into a WAV; print one
   synth --model sesame/csm-1b --context ref.wav --context-text "What ref says." "New text." -o out.wav
   synth --model sesame/csm-1b --out-dir gen < lines.txt | mkmanifest -
   synth --backend mlx --model sesame/csm-1b "Hello there." -o hello.wav
+  synth --model openbmb/VoxCPM2 --adapter runs/vox --cfg 2 --timesteps 10 "Hello there." -o v.wav
 
 Without TEXT (or with TEXT "-"), each stdin line is a clip: plain text, or a JSONL record with
 "text" and optional "speaker", "adapter" (a folder, "base" or null), "out", "seed" and "context"
@@ -48,6 +49,16 @@ base model once and each adapter once.
     "--temperature", type=click.FloatRange(min=0), default=D.temperature, show_default=True, help="0: greedy."
 )
 @click.option("--top-k", type=click.IntRange(min=0), default=D.top_k, show_default=True, help="0: no top-k.")
+@click.option(
+    "--cfg", type=click.FloatRange(min=0), default=D.cfg, show_default=True, help="VoxCPM: guidance value."
+)
+@click.option(
+    "--timesteps",
+    type=click.IntRange(min=1),
+    default=D.timesteps,
+    show_default=True,
+    help="VoxCPM: diffusion steps.",
+)
 @click.option("--seed", type=int, default=D.seed, show_default=True, help="Each clip is seeded with it.")
 @click.option(
     "--sample-rate", type=click.IntRange(min=1000), help="Resample the WAVs (default: the model's)."

@@ -344,7 +344,8 @@ def fingerprint(shapes: dict) -> str:
 
 
 def base_fingerprint(model) -> str:
-    """`fingerprint` of a model folder or hub id, from its safetensors headers."""
-    from voxlora.modelfolder import weight_shapes
+    """`fingerprint` of a model folder or hub id, from its safetensors headers (or tensor pickle)."""
+    from voxlora.families.files import tensor_files
+    from voxlora.safetensors_stream import shapes
 
-    return fingerprint(weight_shapes(model))
+    return fingerprint(shapes(tensor_files(model)))

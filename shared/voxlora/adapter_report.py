@@ -39,7 +39,8 @@ def report(path, model=None, family: str | None = None) -> dict:
     it fits). Without ``model``, the adapter's recorded base is used for the parameter share when
     it is a local folder, and nothing is checked.
     """
-    from voxlora.modelfolder import weight_shapes
+    from voxlora.families.files import tensor_files
+    from voxlora.safetensors_stream import shapes
 
     adapter = read_adapter(path)
     kind = family_of(adapter, model, family)
@@ -70,7 +71,7 @@ def report(path, model=None, family: str | None = None) -> dict:
         base = adapter.base_model
     if base is not None:
         try:
-            stored = weight_shapes(base)
+            stored = shapes(tensor_files(base))
         except VoxloraError:
             if model is not None:
                 raise

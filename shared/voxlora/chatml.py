@@ -61,6 +61,25 @@ def clips(record: dict) -> tuple[dict, dict]:
     return out[0], out[1]
 
 
+def as_record(record: dict) -> dict:
+    """A ChatML record as the manifest record of its target, its reference clip kept under ``reference``.
+
+    How lora-train reads ``mkmanifest --to chatml`` output (Higgs Audio v2 trains on the target with
+    the reference clip as context).
+
+    >>> r = as_record(to_chatml({"audio": "/a.wav", "text": "Hi."}, {"audio": "/b.wav", "text": "Bye."}))
+    >>> r["audio"], r["text"], r["reference"]
+    ('/b.wav', 'Bye.', {'audio': '/a.wav', 'text': 'Hi.'})
+    """
+    try:
+        reference, target = clips(record)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return {
+            k: v for k, v in record.items() if k != "messages"
+        }  # the manifest check names what is missing
+    return {**target, "reference": {"audio": reference["audio"], "text": reference["text"]}}
+
+
 def pair_by_speaker(records: Iterable[dict], unpaired: list | None = None) -> Iterator[dict]:
     """ChatML records from manifest records, streaming (see the module docstring for the pairing).
 

@@ -167,6 +167,10 @@ def iter_manifest(source, resolve: bool = True) -> Iterator[Entry]:
         if isinstance(obj, Rejected):
             yield Entry(where, error=obj, original=text.strip())
             continue
+        if isinstance(obj, dict) and "messages" in obj:  # a ChatML record (mkmanifest --to chatml)
+            from voxlora.chatml import as_record
+
+            obj = as_record(obj)
         try:
             record = check_record(obj, where)
         except Rejected as e:
@@ -185,6 +189,17 @@ def iter_manifest(source, resolve: bool = True) -> Iterator[Entry]:
         record.pop("reason", None)  # a fixed line fed back from a rejects file
         if resolve:
             record["audio"] = resolve_audio(record["audio"], base)
+            if isinstance(record.get("reference"), dict) and isinstance(
+                record["reference"].get("audio"), str
+            ):
+                record["reference"] = {
+                    **record["reference"],
+                    "audio": resolve_audio(record["reference"]["audio"], base),
+                }
+            if (
+                isinstance(record.get("ref_audio"), str) and record["ref_audio"].strip()
+            ):  # VoxCPM's prompt clip
+                record["ref_audio"] = resolve_audio(record["ref_audio"], base)
         yield Entry(where, record=record, original=obj)
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from voxlora import families, lora, targets
+from voxlora import families, lora, targets, tensor_pickle
 from voxlora.adapter import Adapter, require_fits, with_base_names
 from voxlora.atomic import atomic_dir
 from voxlora.errors import VoxloraError
@@ -55,14 +55,15 @@ def merge_folder(
     not fit the base, before anything is written.
     Returns a summary: tensors written, LoRA modules merged, tensors replaced, bytes.
     """
-    from voxlora.modelfolder import model_dir, weight_files
+    from voxlora.families.files import tensor_files
+    from voxlora.modelfolder import model_dir
 
     src = model_dir(model)
     kind = families.resolve(src, family)
     out = Path(out)
     if out.resolve() == src.resolve():
         raise VoxloraError(f"{out}: the output folder is the base model's folder")
-    files = weight_files(src)
+    files = tensor_files(src, family)
     headers = {file: read_header(file)[0] for file in files}
     stored = {name: tuple(info["shape"]) for header in headers.values() for name, info in header.items()}
     adapter = with_base_names(adapter, targets.with_tied(stored), kind)
@@ -85,11 +86,12 @@ def merge_folder(
                 and f.name != INDEX
             ):
                 shutil.copyfile(f, tmp / f.name)
-        for name in kind.side_files:  # e.g. the codec's own weights file, copied unread
-            if (src / name).is_file():
-                shutil.copyfile(src / name, tmp / name)
-            else:
-                log.warning("%s: no %s in the base; the merged folder needs it too", src, name)
+        sides = [name for name in kind.side_files if (src / name).is_file()]
+        for name in sides:  # e.g. the codec's own weights file(s), copied unread
+            shutil.copyfile(src / name, tmp / name)
+        if kind.side_files and not sides:
+            wanted = " or ".join(kind.side_files)
+            log.warning("%s: no %s in the base; the merged folder needs it too", src, wanted)
         _rewrite_config(tmp / "config.json", dtype, untied=bool(untie))
         weight_map = {}
         for file in files:
@@ -98,10 +100,11 @@ def merge_folder(
                 specs[name] = (_out_dtype(name, dtypes()[info["dtype"]], dtype, kind), tuple(info["shape"]))
                 if name in by_source:
                     specs[by_source[name]] = specs[name]
+            name = "model.safetensors" if tensor_pickle.is_pickle(file) else file.name  # .bin: rewritten
             summary["bytes"] += write_streaming(
-                tmp / file.name, specs, _merged(file, adapter, specs, by_source, summary), {"format": "pt"}
+                tmp / name, specs, _merged(file, adapter, specs, by_source, summary), {"format": "pt"}
             )
-            weight_map.update(dict.fromkeys(specs, file.name))
+            weight_map.update(dict.fromkeys(specs, name))
         if (src / INDEX).is_file():
             index = {
                 "metadata": {"total_size": summary["bytes"]},

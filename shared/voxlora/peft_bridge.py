@@ -66,18 +66,25 @@ def _fingerprint(model) -> str | None:
 
 
 def _checkpoint_reader(folder):
-    """name -> tensor, read from the folder's safetensors (tied names read from where they are stored)."""
+    """name -> tensor, read from the folder's safetensors (tied names read from where they are stored),
+    or its tensor pickle (`voxlora.tensor_pickle`: VoxCPM-0.5B's pytorch_model.bin)."""
     from safetensors import safe_open
 
-    from voxlora.modelfolder import weight_files
+    from voxlora import tensor_pickle
+    from voxlora.families.files import tensor_files
 
     where = {}
-    for file in weight_files(folder):
+    for file in tensor_files(folder):
+        if tensor_pickle.is_pickle(file):
+            where.update(dict.fromkeys(tensor_pickle.header(file), file))
+            continue
         with safe_open(file, framework="pt") as f:
             where.update(dict.fromkeys(f.keys(), file))
 
     def read(name: str) -> torch.Tensor:
         stored = name if name in where else targets.TIED.get(name, name)
+        if tensor_pickle.is_pickle(where[stored]):
+            return tensor_pickle.read(where[stored])[stored]
         with safe_open(where[stored], framework="pt") as f:
             return f.get_tensor(stored)
 

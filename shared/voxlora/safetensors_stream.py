@@ -18,6 +18,7 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
+from voxlora import tensor_pickle
 from voxlora.errors import VoxloraError
 
 
@@ -48,8 +49,14 @@ def shapes(files) -> dict[str, tuple[int, ...]]:
 
 
 def read_header(path) -> tuple[dict, dict, int]:
-    """(tensors {name: {"dtype", "shape", "data_offsets"}} in file order, metadata, data start)."""
+    """(tensors {name: {"dtype", "shape", "data_offsets"}} in file order, metadata, data start).
+
+    A torch pickle (VoxCPM-0.5B's pytorch_model.bin) is read as tensors only (`voxlora.tensor_pickle`):
+    its header has no offsets, and `iter_tensors` reads its tensors whole.
+    """
     path = Path(path)
+    if tensor_pickle.is_pickle(path):
+        return tensor_pickle.header(path), {}, 0
     try:
         with open(path, "rb") as f:
             (n,) = struct.unpack("<Q", f.read(8))
@@ -81,6 +88,9 @@ def iter_tensors(path, keep=None):
     import torch
 
     path = Path(path)
+    if tensor_pickle.is_pickle(path):
+        yield from tensor_pickle.read(path).items()
+        return
     header, _, start = read_header(path)
     known = dtypes()
     with open(path, "rb") as f:

@@ -129,10 +129,10 @@ def base_shapes(model) -> dict[str, tuple[int, ...]]:
 
     Tied tensors stored once (see `TIED`) are listed under both names, as the loaded model has them.
     """
-    from voxlora.modelfolder import weight_files
+    from voxlora.families.files import tensor_files
     from voxlora.safetensors_stream import shapes
 
-    return with_tied(shapes(weight_files(model)))
+    return with_tied(shapes(tensor_files(model)))
 
 
 def with_tied(shapes: dict) -> dict:
@@ -197,6 +197,8 @@ def select(shapes: dict, settings, family: Family | None = None) -> Selection:
                 f"{path} belongs to the {component}, which --component {settings.component} leaves out"
             )
         if f"{path}.weight" not in shapes:
+            if head not in _items(settings.targets):  # from a preset (VoxCPM proj): as its LoRA, skipped
+                continue
             raise VoxloraError(f"{path}: not in this model")
         lora[path] = tuple(shapes[f"{path}.weight"])
     if not lora:

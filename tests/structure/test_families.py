@@ -22,7 +22,8 @@ def test_the_registry_finds_csm_by_name_and_by_folder(tiny_csm):
     assert registry.for_model(tiny_csm) is registry.model_family("csm")
 
 
-def test_a_family_without_model_code_is_one_line(tmp_path):
+def test_a_family_without_model_code_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.delitem(registry.IMPLEMENTATIONS, "voxcpm")  # as if VoxCPM had no model code
     with pytest.raises(VoxloraError, match=r"^voxcpm: lora-train and synth do not support this family yet"):
         registry.model_family("voxcpm")
 
@@ -34,6 +35,8 @@ def test_a_family_without_model_code_is_one_line(tmp_path):
         ("voxlora.families.csm.synth_torch", "TorchSynth", base.SpeakModel),
         ("voxlora.families.csm.train_mlx", "MlxTraining", base.TrainModel),
         ("voxlora.families.csm.synth_mlx", "MlxSynth", base.SpeakModel),
+        ("voxlora.families.voxcpm.train_torch", "TorchTraining", base.TrainModel),
+        ("voxlora.families.voxcpm.synth_torch", "TorchSynth", base.SpeakModel),
     ],
 )
 def test_csm_fills_the_interface_on_both_backends(module, name, protocol):

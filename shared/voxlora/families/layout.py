@@ -26,6 +26,7 @@ class Family:
     tied: dict[str, str] = field(default_factory=dict)  # alias tensor -> the tensor stored once
     codec: tuple[str, ...] = ()  # tensor-name prefixes never targeted, never cast by lora-merge
     side_files: tuple[str, ...] = ()  # weight-like files lora-merge copies as they are (never read)
+    pickle_weights: tuple[str, ...] = ()  # torch-pickle weights it ships, read as tensors only
     description: str = ""
 
     @cached_property

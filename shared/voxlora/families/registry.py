@@ -6,7 +6,7 @@ Implementations are imported when first asked for, so ``--help`` and the file to
 a family's model code. A new family is one line in `IMPLEMENTATIONS`.
 
     >>> sorted(IMPLEMENTATIONS)
-    ['csm']
+    ['csm', 'higgs-audio-v2', 'voxcpm']
 """
 
 import importlib
@@ -18,6 +18,8 @@ from voxlora.families.base import ModelFamily
 # family name (`Family.name`) -> "module:attribute" of its ModelFamily
 IMPLEMENTATIONS = {
     "csm": "voxlora.families.csm.model:CSM_MODEL",
+    "higgs-audio-v2": "voxlora.families.higgs_audio_v2.model:HIGGS_MODEL",
+    "voxcpm": "voxlora.families.voxcpm.model:VOXCPM_MODEL",
 }
 
 

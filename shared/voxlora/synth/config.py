@@ -21,6 +21,8 @@ class SynthConfig:
     max_seconds: float = 10.0  # generation stops here if the model has not ended the clip (125 frames)
     temperature: float = 0.9  # sesame/csm-1b's; 0 = greedy
     top_k: int = 50  # sesame/csm-1b's; 0 = no top-k
+    cfg: float = 2.0  # VoxCPM: classifier-free guidance of its diffusion sampler (its cfg_value)
+    timesteps: int = 10  # VoxCPM: diffusion steps per patch (its inference_timesteps)
     seed: int = 0  # each clip is seeded with it (or with its record's "seed")
     sample_rate: int | None = None  # resample the output; None = the model's rate (24 kHz)
     device: str = "auto"  # torch: auto = cuda when available, else cpu; mlx: auto (its default), cpu, gpu

@@ -22,6 +22,7 @@ generator, saved here.
 
 import json
 import logging
+import os
 import re
 import shutil
 from pathlib import Path
@@ -36,7 +37,7 @@ FORMAT_VERSION = 1
 STATE_JSON = "trainer_state.json"
 STATE_TENSORS = "trainer_state.safetensors"
 STEP_DIR = re.compile(r"^step_(\d{7,})$")
-STAGING = re.compile(r"^\.(weights|write-test)-\d+$")  # lora-train's own scratch names in OUT
+STAGING = re.compile(r"^\.(weights|write-test|pruned)-\d+$")  # lora-train's own scratch names in OUT
 OPTIMIZER_STATES = {"adamw": 2, "adam": 2, "sgd": 0}  # fp32 tensors per trained tensor (Adam: m and v)
 log = logging.getLogger("voxlora")
 
@@ -142,8 +143,10 @@ def prune(out, keep_last: int | None) -> list[Path]:
     if keep_last is None:
         return []
     old = checkpoints(out)[:-keep_last]
-    for p in old:
-        shutil.rmtree(p, ignore_errors=True)
+    for p in old:  # renamed first (atomic): a kill mid-delete leaves a hidden name, never a half step folder
+        doomed = p.with_name(f".pruned-{p.name.removeprefix('step_')}")
+        os.replace(p, doomed)
+        shutil.rmtree(doomed, ignore_errors=True)
     return old
 
 

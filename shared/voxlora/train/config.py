@@ -75,6 +75,12 @@ class TrainConfig:
         default_factory=list
     )  # the fields above chosen from the data (see train/data_defaults.py)
 
+    # Higgs Audio v2 (other families ignore these)
+    reference: str = "auto"  # auto: a same-speaker clip before each target (ChatML brings its own) | none
+    text_loss: bool = False  # also train on the text head's loss (text_lm_head, loaded when asked)
+    grad_checkpointing: bool | None = None  # recompute activations in backward; None: on over 2B parameters
+    quantize: str | None = None  # 4bit: QLoRA, the frozen base in 4 bits (bitsandbytes, CUDA only)
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 

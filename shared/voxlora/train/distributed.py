@@ -299,6 +299,7 @@ def stepper(world: World, backend) -> Callable:
         return backend.stepper
 
     def make(model, config, *, loss=None):
+        loss = loss or getattr(backend, "loss", None)  # the family's own loss, when it names one
         return DdpStepper(model, config, loss=loss, device=backend.device, world=world)
 
     return make

@@ -68,6 +68,9 @@ class Saver:
         adapter = self.current_adapter(step)
         if adapter_files:
             write_adapter(adapter, staging)
+            extra = getattr(self.backend, "write_adapter_files", None)  # a family's own format beside
+            if extra is not None:
+                extra(adapter, staging)
             _move_files_into(staging, dest, last=CONFIG)
         if self.config.save_mode in ("full", "both"):
             from voxlora.merge import merge_folder

@@ -1,0 +1,73 @@
+"""voxlora's VoxCPM batches from cached latents give VoxCPM's own losses on its own packer's batch."""
+
+import math
+
+import pytest
+import torch
+
+from tests.voxcpm.own import own_batch
+
+
+def clip(seconds, freq, sr=16000):
+    t = torch.arange(int(seconds * sr)) / sr
+    return 0.3 * torch.sin(2 * math.pi * freq * t) + 0.01 * torch.cos(7 * t * freq)
+
+
+RECORDS = [
+    {"text": "Hello there", "samples": clip(0.11, 220)},
+    {"text": "Hi", "samples": clip(0.05, 330)},
+    {"text": "A longer sentence here.", "samples": clip(0.2, 440)},
+]
+
+
+def ours(model, records):
+    from voxlora.families.voxcpm import batch, latents
+
+    items = []
+    for r in records:
+        item = {
+            "text_ids": model.text_tokenizer(r["text"]),
+            "latents": latents.encode(model.audio_vae, r["samples"], model.config.patch_size),
+        }
+        if "ref_samples" in r:
+            item["ref_latents"] = latents.encode(model.audio_vae, r["ref_samples"], model.config.patch_size)
+        items.append(item)
+    return batch.collate(items)
+
+
+@pytest.mark.parametrize("fixture", ["tiny_v1", "tiny_v2"])
+@pytest.mark.parametrize("with_ref", [False, True])
+def test_loss_equals_voxcpm_forward_on_its_packer_batch(request, fixture, with_ref):
+    from voxlora.families.voxcpm import train
+    from voxlora.families.voxcpm.load import load
+    from voxlora.families.voxcpm.runtime import classes
+
+    folder = request.getfixturevalue(fixture)
+    k = classes("voxcpm2" if fixture == "tiny_v2" else "voxcpm")
+    model = load(folder, lora=train.lora_config(k, "all", ["attn", "proj"], r=4, alpha=8))
+    with torch.no_grad():  # B starts at zero: give the LoRA a part in the loss
+        for name, p in model.named_parameters():
+            if name.endswith("lora_B"):
+                p.copy_(torch.randn_like(p) * 0.1)
+    model.train()
+    records = [dict(r) for r in RECORDS]
+    if with_ref:
+        records[0]["ref_samples"] = clip(0.07, 500)
+        records[2]["ref_samples"] = clip(0.03, 600)
+    theirs = own_batch(model, records)
+    mine = ours(model, records)
+    for key in ("text_tokens", "text_mask", "audio_mask", "loss_mask", "labels", "position_ids"):
+        assert torch.equal(mine[key].long(), theirs[key].long()), key
+    assert torch.allclose(mine["audio_feats"], theirs["audio_feats"], atol=1e-6)
+
+    _, got = train.losses(model, mine, seed=1234)
+    torch.manual_seed(1234)
+    want = model(
+        theirs["text_tokens"], theirs["text_mask"], theirs["audio_feats"], theirs["audio_mask"],
+        theirs["loss_mask"], theirs["position_ids"], theirs["labels"],
+    )  # fmt: skip
+    for key in ("loss/diff", "loss/stop"):
+        assert got[key].item() > 0
+        assert abs(got[key].item() - want[key].item()) <= 1e-5, key
+    _, other = train.losses(model, mine, seed=99)  # the seed is what draws the diffusion time and noise
+    assert other["loss/diff"].item() != got["loss/diff"].item()
