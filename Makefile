@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(if $(LOCAL_TORCH),$(PY) -m pip install -q --find-links $(dir $(LOCAL_TORCH)) "torch==2.13.0")
-	$(PY) -m pip install -q -e ".[dev,demo,mlx,voxcpm,eval]"
+	$(PY) -m pip install -q -e ".[dev,demo,mlx,eval,data,voxcpm]"
 	$(PY) -m pip install -q --no-deps "$(VOXCPM_PIN)"
 	touch $(STAMP)
 

@@ -188,7 +188,9 @@ def prepare(
             log.warning("%s", result)
             continue
         path, seconds, rate = result
-        record.update(audio=path, text=record["text"].strip(), duration=seconds, sample_rate=rate)
+        record.update(audio=path, duration=seconds, sample_rate=rate)
+        if isinstance(record.get("text"), str):  # none yet for a segment that --transcribe will fill
+            record["text"] = record["text"].strip()
         out = {k: record[k] for k in FIRST_KEYS if k in record}
         out.update((k, v) for k, v in record.items() if k not in out)
         tally.keep(seconds)

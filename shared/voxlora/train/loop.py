@@ -103,13 +103,15 @@ def train(
     save: Callable | None = None,
     on_step: Callable[[TrainState], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    save_due: Callable[[int], bool] | None = None,
 ) -> Iterator[dict]:
     """Train ``model``'s trainable tensors on ``store``; yield metrics (and val) records.
 
     ``config`` is a resolved `TrainConfig`. ``stepper(model, config, loss=loss)`` makes the
     backend's `Stepper` (default: torch's on ``device``). ``state`` and ``optimizer_state`` continue
     a run. ``save(state, optimizer, scaler)`` is called every ``config.save_every`` steps, and when
-    ``should_stop()`` is true after a step (then the loop returns).
+    ``should_stop()`` is true after a step (then the loop returns); ``save_due(step)``, when given,
+    decides instead of ``save_every`` (`autosave.Due`: every N steps or M minutes).
     """
     state = state or TrainState()
     make_stepper = stepper or functools.partial(TorchStepper, device=device)
@@ -169,7 +171,10 @@ def train(
             (config.val_every and state.step % config.val_every == 0) or state.step == steps
         ):
             out.append({"step": state.step, **evaluate(stepper, val_store, config)})
-        saved = save is not None and config.save_every and state.step % config.save_every == 0
+        if save_due is not None:
+            saved = save is not None and save_due(state.step)
+        else:
+            saved = save is not None and config.save_every and state.step % config.save_every == 0
         if saved:  # before the step's lines go out: a line printed is a step kept
             save(state, stepper.optimizer, stepper.scaler)
         stop = should_stop is not None and should_stop() and state.step < steps
