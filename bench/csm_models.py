@@ -42,6 +42,18 @@ def write_full_csm(path, seed: int = 0, dtype: str = "float32") -> Path:
     return write_random_csm(path, CsmConfig(), seed=seed, dtype=dtype)
 
 
+def _checkpoint_names(model, state: dict) -> dict:
+    """``state`` under the names a checkpoint stores (save_pretrained reverts transformers' load-time
+    renames, e.g. Mimi's ``encoder.encoder_transformer.`` back to ``encoder_transformer.``), so the
+    MLX backend, which reads checkpoint names, loads these models too."""
+    from transformers.core_model_loading import revert_weight_conversion
+
+    reverted = revert_weight_conversion(model, dict(state))
+    if set(map(id, reverted.values())) != set(map(id, state.values())):  # not plain renames: as they are
+        return state
+    return reverted
+
+
 def write_random_csm(path, config, seed: int = 0, dtype: str = "float32") -> Path:
     """Any CsmConfig with random weights N(0, 0.02) in sesame/csm-1b's layout (benchmarks, never tests).
 
@@ -67,9 +79,8 @@ def write_random_csm(path, config, seed: int = 0, dtype: str = "float32") -> Pat
     shards, shard, size = [], {}, 0
     # tied weights are stored once, as save_pretrained does
     tied = set(getattr(model, "_tied_weights_keys", None) or {})
-    for name, p in model.state_dict().items():
-        if name in tied:
-            continue
+    state = {n: p for n, p in model.state_dict().items() if n not in tied}
+    for name, p in _checkpoint_names(model, state).items():
         t = (torch.randn(p.shape, generator=gen) * 0.02).to(torch_dtype)
         if name.endswith("norm.weight") or "layer_scale" in name:
             t = torch.ones(p.shape, dtype=torch_dtype)  # norms at 1, as a trained model's roughly are

@@ -41,27 +41,30 @@ def choice(name: str, **kwargs):
 @opt("--adapter", type=click.Path(path_type=Path), help="Start from this adapter (e.g. lora-init's).")
 @lora_options
 @opt("--full", is_flag=True, help="Train every weight except the codec (no adapter).")
-@opt("--epochs", type=POSITIVE, help="Passes over the manifest.")
+@opt("--epochs", type=POSITIVE, help="Passes over the manifest [default: from the data, 5-50].")
 @opt("--max-steps", type=POSITIVE, help="Optimizer steps (overrides --epochs).")
 @opt("--batch-size", type=POSITIVE, help="Clips per micro-batch.")
 @opt("--grad-accum", type=POSITIVE, help="Micro-batches per optimizer step.")
 @opt("--max-batch-frames", type=POSITIVE, help="Length-sorted batches of at most N padded positions (not --batch-size).")
 @opt("--lr", type=click.FloatRange(min=0, min_open=True), help=f"Peak learning rate [default: {LORA_LR} LoRA, {FULL_LR} --full].")
-@opt("--warmup-steps", type=COUNT)
+@opt("--warmup-steps", type=COUNT, help="Linear warm-up steps [default: --warmup-fraction of the run].")
+@opt("--warmup-fraction", type=click.FloatRange(0, 1, max_open=True), help="Warm-up's share of the steps when --warmup-steps is not given.")
 @choice("lr_schedule")
 @choice("optimizer")
 @opt("--weight-decay", type=click.FloatRange(min=0))
 @opt("--max-grad-norm", type=click.FloatRange(min=0), help="0: no clipping.")
 @opt("--seed", type=click.IntRange(min=0))
-@opt("--decoder-frame-fraction", type=click.FloatRange(0, 1, min_open=True), help="Share of frames the depth decoder learns on (1: all).")
+@opt("--decoder-frame-fraction", type=click.FloatRange(0, 1, min_open=True),
+     help="Share of frames the depth decoder learns on (1: all) [default: from the data, 1 for small sets].")
 @opt("--default-speaker", type=click.IntRange(min=0), help='CSM speaker for records without "speaker".')
 @choice("backend", help="torch, or mlx (Apple silicon; mlx[cpu] elsewhere); auto: mlx on Apple silicon when installed.")
-@choice("dtype", help="Compute precision (autocast); trained weights stay fp32.")
-@choice("device")
+@choice("dtype", help="Compute precision (autocast); trained weights stay fp32. auto: bf16 on a CUDA GPU, else fp32.")
+@opt("--device", help="auto, cpu, cuda, cuda:N (one GPU of several) or mps.")
 @opt("--val-manifest", help="Validation manifest (JSONL).")
 @opt("--val-every", type=COUNT, help="Validate every N steps (0: only at the end).")
 @opt("--log-every", type=POSITIVE, help="Steps per metrics line.")
-@opt("--save-every", type=COUNT, help="Checkpoint into OUT/step_NNNNNNN/ every N steps (0: none).")
+@opt("--save-every", type=COUNT, help="Checkpoint into OUT/step_NNNNNNN/ every N steps (0: by time only).")
+@opt("--save-minutes", type=click.FloatRange(min=0), help="Also a checkpoint after this many minutes since the last (0: never).")
 @opt("--keep-last", type=POSITIVE, help="Checkpoints kept.")
 @choice("save_mode", help="lora: the adapter; full: a merged model (OUT/merged); both.")
 @opt("--cache-dir", help="Mimi codes cache [default: voxlora-codes/ beside OUT]; safe to delete.")
@@ -113,10 +116,15 @@ def cli(model, manifest, output, adapter, settings, nproc, dry_run, **options):
         raise click.UsageError(f"{', '.join(explicit)}: LoRA options describe a fresh adapter; not with --adapter or --full")
     options["max_grad_norm"] = options["max_grad_norm"] or None
     config = TrainConfig(model=model, manifest=manifest, out=str(output), adapter=adapter and str(adapter), **options)
-    if dry_run:
+    if dry_run:  # nothing loaded, nothing written (voxlora.train.memory)
         from voxlora.train.memory import dry_run as estimate
+        from voxlora.train.memory import plan
 
-        emit(estimate(resolve(config), settings))
+        resolved = resolve(config)
+        record = estimate(resolved, settings)
+        if record["family"] == "csm":  # CSM's own estimate, from the manifest's longest clip
+            record.update(plan(resolved, settings))
+        emit(record)
         return
     if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 alone owns OUT
         resolve(config)  # bad option values and combinations: usage errors, before torch is imported

@@ -22,6 +22,7 @@ from voxlora.clikit import (
 )
 from voxlora.errors import VoxloraError
 from voxlora.lock import output_lock
+from voxlora.rawdata_options import raw_data_options
 
 log = logging.getLogger("voxlora.mkmanifest")
 
@@ -31,6 +32,7 @@ Examples:
   mkmanifest LibriTTS/train-clean-100 --speakers speakers.json --rejects rejects.jsonl > train.jsonl
   mkmanifest LJSpeech-1.1 --max-duration 15 --to csm-mlx > train.json
   mkmanifest LibriTTS/train-clean-100 --sample-rate 24000 --out-dir wav24 --to chatml > higgs.jsonl
+  mkmanifest talks/ --segment --transcribe --sample-rate 24000 --out-dir clips --val 4 --val-out val.jsonl > train.jsonl
 
 \b
 Output: one JSON object per kept clip, {"audio", "text", "speaker", "duration", "sample_rate", ...};
@@ -76,6 +78,7 @@ clip at all is usable.
 @click.option(
     "-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True, help="Worker processes."
 )
+@raw_data_options
 @common_options
 def cli(
     source,
@@ -90,34 +93,44 @@ def cli(
     fmt,
     jobs,
     overwrite,
+    raw,
 ):
     """Check audio + transcripts and write a training manifest (JSONL) to stdout."""
     if sample_rate and not out_dir:
         raise click.UsageError("--sample-rate needs --out-dir (the resampled WAVs are written there)")
     if min_duration is not None and max_duration is not None and min_duration > max_duration:
         raise click.UsageError("--min-duration is larger than --max-duration")
+    raw.check(out_dir, fmt)
 
     from voxlora import outputs
-    from voxlora.corpora import iter_source
+    from voxlora import rawdata_options as stages
     from voxlora.manifest import to_csm_mlx, to_voxcpm
     from voxlora.prepare import PrepareConfig, make_out_dir, prepare
     from voxlora.rejects import Tally
     from voxlora.speakers import SpeakerMap
 
-    config = PrepareConfig(sample_rate, out_dir, min_duration, max_duration, speaker, jobs, strict)
+    if raw.segment:  # the clips are cut and written first; prepare then checks them where they are
+        config = PrepareConfig(None, None, None, None, speaker, jobs, strict)
+    else:
+        config = PrepareConfig(sample_rate, out_dir, min_duration, max_duration, speaker, jobs, strict)
     speakers = SpeakerMap.load(speakers_file) if speakers_file else SpeakerMap()
-    entries = iter_source(source)  # a missing INPUT fails here, before the output folder is made
+    tally, counts, kept, held_out = Tally(), {}, [], []
+    # a missing INPUT fails here, before the output folder is made
+    entries = stages.before_prepare(source, raw, out_dir, sample_rate, min_duration, max_duration, tally)
     inputs = [] if source == "-" else [("the input", source)]
-    if rejects:  # a JSONL file of rejects, never the input, never another kind of file
-        outputs.check_file(rejects, outputs.JSONL_FILE, inputs, overwrite=overwrite)
+    for path in (rejects, raw.val_out):  # JSONL files, never the input, never another kind of file
+        if path:
+            outputs.check_file(path, outputs.JSONL_FILE, inputs, overwrite=overwrite)
     if out_dir:
         kind = outputs.wav_folder("mkmanifest")  # never the input's folder, never a folder of other files
         outputs.check_dir(out_dir, kind, inputs)
         make_out_dir(out_dir)  # before any clip: a folder that cannot be written is one line
         click.get_current_context().with_resource(output_lock(out_dir, "mkmanifest"))  # one writer
         outputs.mark_dir(out_dir, kind)
-    tally = Tally()
     records = prepare(entries, config, speakers, tally)
+    records = stages.after_prepare(records, raw, out_dir, tally, counts, jobs)
+    if raw.splits:  # whole recordings are held out: every clip is known first
+        records, held_out = stages.finish(list(records), raw)
     if show_progress():
         from tqdm import tqdm
 
@@ -130,6 +143,7 @@ def cli(
     listed = []
     try:
         for record in records:
+            kept.append(record)
             if fmt == "csm-mlx":
                 listed.append(to_csm_mlx(record))
             else:
@@ -149,6 +163,8 @@ def cli(
     if tally.kept == 0 and not tally.rejected:  # no input at all (an empty file, an empty pipe): one line
         raise VoxloraError(f"{'<stdin>' if source == '-' else source}: no clips in the input (it is empty)")
     log.info("%s", tally.summary())
+    if kept and fmt != "chatml":
+        stages.summarize(kept + held_out, raw, counts)
     if tally.kept == 0 and tally.rejected:
         raise VoxloraError(f"{source}: no usable clip ({tally.summary()})")
 

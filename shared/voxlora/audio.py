@@ -1,7 +1,8 @@
 """Audio in and out for the data tools: read, check, resample, write.
 
 Everything is mono float32 in [-1, 1] inside voxlora. `load` reads any file libsndfile reads (WAV,
-FLAC, OGG/Opus, MP3 with libsndfile >= 1.1) from a path, bytes or a file object, mixes it to mono,
+FLAC, OGG/Opus, MP3 with libsndfile >= 1.1) from a path, bytes or a file object, and what it cannot
+(M4A/AAC) through PyAV's bundled FFmpeg (`voxlora.decode`), mixes it to mono,
 and turns every way a file can be bad into a `Rejected` with a plain reason:
 
     missing-file  no such file
@@ -23,6 +24,7 @@ import re
 import numpy as np
 import soundfile as sf
 
+from voxlora import decode
 from voxlora.atomic import atomic_file
 from voxlora.rejects import Rejected
 
@@ -50,6 +52,8 @@ def load(source) -> tuple[np.ndarray, int]:
     try:
         f = _open(source)
     except (sf.LibsndfileError, RuntimeError, TypeError) as e:
+        if decode.available():  # M4A/AAC and what this libsndfile lacks: PyAV's bundled FFmpeg
+            return _load_with_pyav(source, e)
         raise Rejected("unreadable", f"unreadable audio ({_reason(e)})") from None
     with f:
         declared = f.frames
@@ -74,6 +78,23 @@ def load(source) -> tuple[np.ndarray, int]:
     if not np.isfinite(x).all():
         raise Rejected("nan", "NaN or infinite samples")
     return to_mono(x), sr
+
+
+def _load_with_pyav(source, sf_error: Exception) -> tuple[np.ndarray, int]:
+    """`load`'s second decoder; a file neither library opens keeps libsndfile's reason."""
+    if isinstance(source, bytes | bytearray):
+        source = io.BytesIO(source)
+    elif hasattr(source, "seek"):
+        source.seek(0)
+    try:
+        x, sr = decode.decode(source)
+    except Rejected as e:
+        if e.kind == "unreadable":
+            raise Rejected("unreadable", f"unreadable audio ({_reason(sf_error)})") from None
+        raise
+    if not np.isfinite(x).all():
+        raise Rejected("nan", "NaN or infinite samples")
+    return x, sr
 
 
 def _reason(e: Exception) -> str:

@@ -10,7 +10,7 @@ order (folders are walked sorted), each with a record ``{"audio": <absolute path
     metadata.csv     LJSpeech ("id|text|normalized text", no header; audio in wavs/), or
                      Hugging Face audiofolder (comma CSV with a header holding file_name)
     a folder         one of the above inside it (validated.tsv, then train.tsv, for Common Voice),
-                     else every audio file under it (wav, flac, ogg, opus, mp3) with a transcript
+                     else every audio file under it (wav, flac, ogg, opus, mp3, m4a, aac) with a transcript
                      beside it: X.normalized.txt, else X.original.txt, X.txt, X.lab (LibriTTS and
                      most home-made sets). LibriTTS names files <speaker>_<chapter>_..., so a file
                      name starting with two numbers gives its speaker.
@@ -42,7 +42,7 @@ from voxlora.rejects import Rejected
 
 log = logging.getLogger("voxlora.corpora")
 
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".opus", ".mp3")
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".m4a", ".aac")
 SIDECAR_SUFFIXES = (".normalized.txt", ".original.txt", ".txt", ".lab")
 COMMON_VOICE_TSVS = ("validated.tsv", "train.tsv")
 _LIBRITTS_NAME = re.compile(r"^(\d+)_(\d+)_")

@@ -1,5 +1,8 @@
 """A small real-speech corpus made offline, for `make demo`: ``python -m voxlora.demo_corpus OUT_DIR``.
 
+``--interview`` makes raw recordings instead, for README's "your own voice in 10 minutes" recipe
+and its test: `make_interview` (three recordings, WAV, MP3 and M4A, with pauses and noise).
+
 Speaks `SENTENCES` with hibari-tts (a 7.9 MB English TTS that runs on a CPU; an optional dependency,
 ``pip install "voxlora[demo]"``) and saves them as a local Hugging Face dataset, the kind hf-fetch
 reads: ``DatasetDict({"train": ...}).save_to_disk(OUT_DIR)`` with columns ``audio`` (Audio, WAV bytes),
@@ -120,11 +123,74 @@ def make_corpus(out_dir, sentences=SENTENCES, voice: str = VOICE, sample_rate: i
     return Path(out_dir)
 
 
+INTERVIEW = (("part1.wav", (3, 4, 5, 6)), ("part2.mp3", (7, 8, 9, 10)), ("part3.m4a", (11, 12, 13, 14)))
+PAUSES = (0.5, 1.1, 0.7, 1.6, 0.9, 1.3)  # seconds between the interview's sentences, cycled
+INTERVIEW_RATE = 24000
+
+
+def _speech_extent(x) -> tuple[int, int]:
+    import numpy as np
+
+    loud = np.flatnonzero(np.abs(x) >= 0.01 * np.abs(x).max())
+    return int(loud[0]), int(loud[-1]) + 1
+
+
+def make_interview(folder, voice: str = VOICE) -> dict:
+    """Three raw recordings of one voice in ``folder``: part1.wav, part2.mp3, part3.m4a.
+
+    Each holds four of `SENTENCES` (their own leading/trailing silence cut) separated by pauses of
+    0.5-1.6 s, after 0.8 s of silence, scaled to a 0.5 peak, with a steady noise floor about 40 dB
+    under the speech; the MP3 and M4A are encoded by PyAV (`voxlora.decode`), which decodes them
+    too. Returns where each sentence is: ``{absolute path: [{"text", "start", "end"}]}`` (seconds).
+    """
+    import numpy as np
+
+    from voxlora import audio, decode
+
+    clips = synthesize([SENTENCES[i] for _, ids in INTERVIEW for i in ids], voice, INTERVIEW_RATE)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    truth, k = {}, 0
+    for name, ids in INTERVIEW:
+        pieces, spans, t = [np.zeros(int(0.8 * INTERVIEW_RATE), np.float32)], [], 0.8
+        for i in ids:
+            x = clips[k]
+            a, b = _speech_extent(x)
+            x = x[a:b]
+            spans.append(
+                {"text": SENTENCES[i], "start": round(t, 3), "end": round(t + len(x) / INTERVIEW_RATE, 3)}
+            )
+            pause = PAUSES[k % len(PAUSES)]
+            k += 1
+            pieces += [x, np.zeros(int(pause * INTERVIEW_RATE), np.float32)]
+            t += len(x) / INTERVIEW_RATE + pause
+        signal = np.concatenate(pieces)
+        signal = 0.5 * signal / np.abs(signal).max()
+        signal = signal + rng.normal(0, 0.002, len(signal)).astype(np.float32)
+        path = folder / name
+        if path.suffix == ".wav":
+            audio.write_wav(path, signal, INTERVIEW_RATE)
+        else:
+            decode.encode(path, signal, INTERVIEW_RATE)
+        truth[str(path.resolve())] = spans
+    log.info("%s: %s", folder, ", ".join(name for name, _ in INTERVIEW))
+    return truth
+
+
 @command()
 @click.argument("out_dir", type=click.Path(file_okay=False))
+@click.option("--interview", is_flag=True, help="Raw recordings (WAV, MP3, M4A) with pauses, not a dataset.")
 @common_options
-def cli(out_dir):
-    """Make the demo's speech corpus (a local Hugging Face dataset) in OUT_DIR."""
+def cli(out_dir, interview):
+    """Make the demo's speech corpus (a local Hugging Face dataset) in OUT_DIR.
+
+    With --interview: three raw recordings of one voice (part1.wav, part2.mp3, part3.m4a) for
+    mkmanifest --segment --transcribe.
+    """
+    if interview:
+        make_interview(out_dir)
+        return
     import datasets
 
     datasets.disable_progress_bars()

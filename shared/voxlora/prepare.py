@@ -246,7 +246,9 @@ def _finish(results, config: PrepareConfig, tally: Tally, journal) -> Iterator[d
             else:
                 journal.add(line)
                 journal.written += 1
-        record.update(audio=path, text=record["text"].strip(), duration=seconds, sample_rate=rate)
+        record.update(audio=path, duration=seconds, sample_rate=rate)
+        if isinstance(record.get("text"), str):  # none yet for a segment that --transcribe will fill
+            record["text"] = record["text"].strip()
         out = {k: record[k] for k in FIRST_KEYS if k in record}
         out.update((k, v) for k, v in record.items() if k not in out)
         tally.keep(seconds)

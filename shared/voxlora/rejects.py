@@ -10,7 +10,8 @@ and a one-line message that starts with the file, or ``file:line``, it is about:
 
 The kinds (README.md, section "mkmanifest", paragraph "Checked:", says what each means):
 bad-json, bad-record, no-text, bad-encoding, missing-file, not-a-file, unreadable, corrupt, truncated,
-empty, silent, nan, resample-failed, too-short, too-long, duplicate.
+empty, silent, nan, resample-failed, too-short, too-long, duplicate; from raw recordings
+(``--segment``, ``--transcribe``) also no-speech and low-confidence.
 """
 
 import json

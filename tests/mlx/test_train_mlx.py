@@ -22,7 +22,7 @@ from voxlora.train import checkpoint  # noqa: E402
 from tests.trainkit import make_manifest  # noqa: E402
 
 METRICS = {"step", "epoch", "loss", "backbone_loss", "decoder_loss", "lr", "grad_norm", "frames_per_s",
-           "audio_s_per_s"}  # fmt: skip
+           "audio_s_per_s", "pad_fraction"}  # fmt: skip
 SGD = ["--optimizer", "sgd", "--lr", 0.05, "--warmup-steps", 0, "--lr-schedule", "constant",
        "--max-grad-norm", 0, "--max-steps", 20, "--log-every", 1, "--batch-size", 2, "--grad-accum", 2,
        "--decoder-frame-fraction", 0.5, "--targets", "q_proj,v_proj,down_proj,lm_head"]  # fmt: skip
@@ -199,3 +199,16 @@ def test_what_mlx_cannot_do_is_one_line(tiny_csm, manifest, tmp_path, extra, mes
         "--model", tiny_csm, "--manifest", manifest, "-o", tmp_path / "run", "--backend", "mlx", *extra
     )
     assert result.exit_code == 1 and result.stderr == f"Error: {message}\n"
+
+
+def test_codec_alone_is_the_csm_codec(tiny_csm):
+    """lora-train --backend mlx reads only the codec's tensors: the same Mimi, weight for weight."""
+    import torch
+    from voxlora.families.csm.train_mlx import load_codec_bundle
+    from voxlora.models.csm import load_csm
+
+    alone = load_codec_bundle(tiny_csm).codec.state_dict()
+    full = load_csm(tiny_csm).codec.state_dict()
+    assert alone.keys() == full.keys()
+    for name, t in full.items():
+        assert torch.equal(alone[name], t), name

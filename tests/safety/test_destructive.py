@@ -138,7 +138,8 @@ CASES = {
     "mkmanifest empty stdin": (["mkmanifest", "-"], 1, "Error: <stdin>: no clips in the input (it is empty)"),
     "mkmanifest empty file": (["mkmanifest", "empty.jsonl"], 1, "Error: empty.jsonl: no clips in the input"),
     "mkmanifest a text file": (["mkmanifest", "precious/notes.txt"], 1, "precious/notes.txt: not a JSONL manifest"),
-    "mkmanifest a WAV": (["mkmanifest", "ref.wav"], 1, "Error: ref.wav: not a text manifest (a WAV/RIFF file)"),
+    # a single recording is an INPUT since --segment/--transcribe; without a transcript it is one rejected clip
+    "mkmanifest a WAV": (["mkmanifest", "ref.wav"], 1, "Error: ref.wav: no usable clip (kept 0 clips (0.0 s); rejected 1: 1 no-text)"),
     "mkmanifest into its input": (["mkmanifest", "corpus/clips", "--out-dir", "corpus/clips"], 1,
                                   "corpus/clips: the output folder is the input"),
     "mkmanifest into the user's files": (["mkmanifest", "audio.jsonl", "--out-dir", "precious"], 1,

@@ -22,6 +22,8 @@ LAYERS = {
         "voxlora.adapter_report",
         "voxlora.lora_options",
         "voxlora.prepare",
+        "voxlora.recordings",
+        "voxlora.rawdata_options",
         "voxlora.hf",
         "voxlora.corpora",
         "voxlora.demo_corpus",

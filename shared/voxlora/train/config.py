@@ -7,6 +7,7 @@ checkpoint, so a run can be repeated or resumed from its own record.
 
 import dataclasses
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,7 +29,9 @@ class TrainConfig:
     full: bool = False  # train every weight except the codec (no adapter)
 
     # how long
-    epochs: int = 5  # passes over the manifest (ignored when max_steps is set)
+    epochs: int | None = (
+        None  # passes over the manifest (ignored with max_steps); None: from the data (data_defaults)
+    )
     max_steps: int | None = None  # optimizer steps; overrides epochs
 
     # batches
@@ -38,7 +41,8 @@ class TrainConfig:
 
     # optimisation
     lr: float | None = None  # None: LORA_LR, or FULL_LR with full
-    warmup_steps: int = 10  # linear warm-up from 0 to lr
+    warmup_steps: int | None = None  # linear warm-up from 0 to lr; None: warmup_fraction of the run's steps
+    warmup_fraction: float = 0.05  # the warm-up's share of the steps when warmup_steps is None
     lr_schedule: str = "cosine"  # cosine | linear | constant (after warm-up)
     optimizer: str = "adamw"  # adamw | adam | sgd
     weight_decay: float = 0.0  # decoupled for adamw, L2 for adam and sgd
@@ -46,20 +50,24 @@ class TrainConfig:
     seed: int = 0  # data order, frame choice, fresh adapter init, dropout
 
     # CSM specifics
-    decoder_frame_fraction: float = 1 / 16  # frames the depth decoder learns on (1 = every frame)
+    decoder_frame_fraction: float | None = (
+        None  # frames the depth decoder learns on (1 = every frame); None: from the data
+    )
     default_speaker: int = 0  # CSM's [speaker] for records without "speaker"
 
     # numerics and device
     backend: str = "auto"  # torch | mlx; auto: mlx on Apple silicon when installed, else torch
-    dtype: str = "fp32"  # fp32 | bf16 | fp16: compute precision (autocast); master weights stay fp32
-    device: str = "auto"  # auto | cpu | cuda | mps
+    dtype: str = "auto"  # auto | fp32 | bf16 | fp16: compute precision (autocast); master weights stay fp32
+    # auto: bf16 on a CUDA GPU (torch backend), fp32 elsewhere, as synth's --dtype auto
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     processes: int = 1  # processes the run started on (torchrun): a step is grad_accum x processes micro-batches; kept on --resume
 
     # validation, logging, saving
     val_manifest: str | None = None
     val_every: int = 0  # validate every N steps (0: only at the end); needs val_manifest
     log_every: int = 10  # one metrics line every N steps
-    save_every: int = 0  # a checkpoint OUT/step_NNNNNNN/ every N steps (0: only the final result)
+    save_every: int = 0  # a checkpoint OUT/step_NNNNNNN/ every N steps (0: by time only)
+    save_minutes: float = 10.0  # also a checkpoint when this many minutes passed since the last (0: never)
     keep_last: int | None = 3  # checkpoints kept (None: all)
     save_mode: str = "lora"  # lora | full | both: the adapter, a merged model in the base's layout, or both
     cache_dir: str | None = None  # Mimi codes cache; None: OUT/../voxlora-codes
@@ -78,6 +86,9 @@ class TrainConfig:
     )
     sample_max_seconds: float = 10.0  # longest sample clip
     keep_best: str | None = None  # val_loss | wer | speaker_sim: keep OUT/best/ at the best value so far
+    auto: list = field(
+        default_factory=list
+    )  # the fields above chosen from the data (see train/data_defaults.py)
 
     # Higgs Audio v2 (other families ignore these)
     reference: str = "auto"  # auto: a same-speaker clip before each target (ChatML brings its own) | none
@@ -105,7 +116,7 @@ CHOICES = {
     "backend": ("auto", "torch", "mlx"),
     "lr_schedule": ("cosine", "linear", "constant"),
     "optimizer": ("adamw", "adam", "sgd"),
-    "dtype": ("fp32", "bf16", "fp16"),
+    "dtype": ("auto", "fp32", "bf16", "fp16"),
     "device": ("auto", "cpu", "cuda", "mps"),
     "save_mode": ("lora", "full", "both"),
 }
@@ -118,6 +129,12 @@ def resolve(config: TrainConfig) -> TrainConfig:
     0.0005
     """
     c = dataclasses.replace(config)
+    from voxlora.train.data_defaults import STATIC
+
+    for name, value in STATIC.items():  # placeholders until the data is known (`data_defaults.choose`)
+        if getattr(c, name) is None:
+            setattr(c, name, value)
+            c.auto = [*c.auto, name]
     if c.lr is None:
         c.lr = FULL_LR if c.full else LORA_LR
     if not (isinstance(c.lr, int | float) and math.isfinite(c.lr) and c.lr > 0):
@@ -126,9 +143,13 @@ def resolve(config: TrainConfig) -> TrainConfig:
         from voxlora.backends import default_backend
 
         c.backend = default_backend()
+    if c.dtype == "auto":
+        c.dtype = "bf16" if c.backend == "torch" and _on_cuda(c.device) else "fp32"
     if c.cache_dir is None:
         c.cache_dir = str(Path(c.out).resolve().parent / CACHE_NAME)
     for name, choices in CHOICES.items():
+        if name == "device" and re.fullmatch(r"cuda:\d+", str(c.device)):  # one GPU of several
+            continue
         if getattr(c, name) not in choices:
             raise UsageError(f"--{name.replace('_', '-')} must be one of {', '.join(choices)}")
     positive = {
@@ -154,12 +175,18 @@ def resolve(config: TrainConfig) -> TrainConfig:
         raise VoxloraError(
             "--full is not available with --backend mlx; train an adapter, or use --backend torch"
         )
+    if c.backend == "mlx" and c.grad_checkpointing:
+        raise VoxloraError("--grad-checkpointing is for --backend torch")
     if c.backend == "mlx" and c.dtype == "fp16":
         raise VoxloraError("--dtype fp16 needs torch's loss scaling; with --backend mlx use bf16 or fp32")
     if c.val_every and not c.val_manifest:
         raise UsageError("--val-every needs --val-manifest")
-    if c.warmup_steps < 0 or c.weight_decay < 0 or c.val_every < 0 or c.save_every < 0:
-        raise UsageError("--warmup-steps, --weight-decay, --val-every and --save-every cannot be negative")
+    if c.warmup_steps < 0 or c.weight_decay < 0 or c.val_every < 0 or c.save_every < 0 or c.save_minutes < 0:
+        raise UsageError(
+            "--warmup-steps, --weight-decay, --val-every, --save-every and --save-minutes cannot be negative"
+        )
+    if not 0 <= c.warmup_fraction < 1:
+        raise UsageError(f"--warmup-fraction must be in [0, 1), got {c.warmup_fraction}")
     check_samples(c)
     return c
 
@@ -178,6 +205,8 @@ def options_from_file(data: dict, path: str) -> dict:
         data = data["config"]
     data = dict(data)
     data.pop("processes", None)  # how many processes the run started on: lora-train's own record
+    for name in data.pop("auto", None) or []:  # chosen from the data: the same data chooses them again
+        data.pop(name, None)
     if "out" in data:
         data["output"] = data.pop("out")
     lora = data.pop("lora", None)
@@ -194,6 +223,17 @@ def options_from_file(data: dict, path: str) -> dict:
     if "max_grad_norm" in data and data["max_grad_norm"] is None:
         data["max_grad_norm"] = 0  # no clipping, as --max-grad-norm 0 says it
     return {k: v for k, v in data.items() if v is not None}
+
+
+def _on_cuda(device: str) -> bool:
+    """Whether ``--device`` puts the torch backend on a CUDA GPU (auto: when one is there)."""
+    if device.startswith("cuda"):
+        return True
+    if device != "auto":
+        return False
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def check_samples(c: TrainConfig) -> None:

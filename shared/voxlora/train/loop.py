@@ -103,13 +103,15 @@ def train(
     save: Callable | None = None,
     on_step: Callable[[TrainState], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    save_due: Callable[[int], bool] | None = None,
 ) -> Iterator[dict]:
     """Train ``model``'s trainable tensors on ``store``; yield metrics (and val) records.
 
     ``config`` is a resolved `TrainConfig`. ``stepper(model, config, loss=loss)`` makes the
     backend's `Stepper` (default: torch's on ``device``). ``state`` and ``optimizer_state`` continue
     a run. ``save(state, optimizer, scaler)`` is called every ``config.save_every`` steps, and when
-    ``should_stop()`` is true after a step (then the loop returns).
+    ``should_stop()`` is true after a step (then the loop returns); ``save_due(step)``, when given,
+    decides instead of ``save_every`` (`autosave.Due`: every N steps or M minutes).
     """
     state = state or TrainState()
     make_stepper = stepper or functools.partial(TorchStepper, device=device)
@@ -122,6 +124,7 @@ def train(
         stepper.load_state(optimizer_state)
 
     window = {"start": time.perf_counter(), "frames": 0, "backbone": 0.0, "decoder": 0.0, "steps": 0}
+    padding = [0, 0]  # padded positions, all positions of the log window's batches (host tensors: no sync)
     for epoch, position, micro in iterate_batches(store, config, state.epoch, state.position):
         if state.step >= steps:
             break
@@ -136,6 +139,9 @@ def train(
         window["backbone"] += result.backbone / result.n_backbone
         window["decoder"] += result.decoder / result.n_decoder
         window["steps"] += 1
+        for b in micro:  # a family's batch may say how much of it is padding
+            padded, total = b.padding() if hasattr(b, "padding") else (0, 0)
+            padding[0], padding[1] = padding[0] + padded, padding[1] + total
         if on_step is not None:
             on_step(state)
 
@@ -155,15 +161,20 @@ def train(
                     "grad_norm": float(result.grad_norm),
                     "frames_per_s": window["frames"] / elapsed,
                     "audio_s_per_s": window["frames"] / store.frame_rate / elapsed,
+                    "pad_fraction": round(padding[0] / max(padding[1], 1), 4),  # compute spent on padding
                 }
             )
             window = {"start": time.perf_counter(), "frames": 0, "backbone": 0.0, "decoder": 0.0, "steps": 0}
+            padding = [0, 0]
         paused = time.perf_counter()  # validation and saving are not training throughput
         if val_store is not None and (
             (config.val_every and state.step % config.val_every == 0) or state.step == steps
         ):
             out.append({"step": state.step, **evaluate(stepper, val_store, config)})
-        saved = save is not None and config.save_every and state.step % config.save_every == 0
+        if save_due is not None:
+            saved = save is not None and save_due(state.step)
+        else:
+            saved = save is not None and config.save_every and state.step % config.save_every == 0
         if saved:  # before the step's lines go out: a line printed is a step kept
             save(state, stepper.optimizer, stepper.scaler)
         stop = should_stop is not None and should_stop() and state.step < steps

@@ -1,7 +1,7 @@
 """The run's record: ``OUT/metrics.jsonl`` (the same lines as stdout) and ``OUT/loss.png``.
 
 Train lines carry ``step, epoch, loss, backbone_loss, decoder_loss, lr, grad_norm, frames_per_s,
-audio_s_per_s``; validation lines ``step, val_loss, val_backbone_loss, val_decoder_loss``; sample
+audio_s_per_s, pad_fraction`` (the share of the batches' positions that were padding); validation lines ``step, val_loss, val_backbone_loss, val_decoder_loss``; sample
 lines (``--sample-every``) ``step, samples, wer, speaker_sim``, plotted in a second panel.
 """
 

@@ -106,7 +106,7 @@ def run(config: TrainConfig, settings=None, on_clip=None, on_step=None, stop=Non
     ``world`` (`distributed.World`): this process's rank in a torchrun job; only rank 0 yields and writes.
     ``on_total(steps, done)`` is told the run's total steps and those already done, before training.
     """
-    from voxlora.train import checkpoint, distributed, run_folder
+    from voxlora.train import checkpoint, data_defaults, distributed, run_folder
 
     world = world or distributed.World()
     config = resolve(config)
@@ -142,6 +142,7 @@ def run(config: TrainConfig, settings=None, on_clip=None, on_step=None, stop=Non
         if found is None:
             raise VoxloraError(f"{out}: nothing to resume (no complete step_NNNNNNN/ checkpoint in it)")
         resume = Resume(*found)
+        config = data_defaults.as_checkpoint(config, resume.meta["config"])  # what its data chose
         check_resumable(resume, config)
         if not config.full:
             adapter = load_adapter_for(resume.path, folder, config)
@@ -191,7 +192,8 @@ def _train(
 
     from voxlora.atomic import atomic_write_text
     from voxlora.codes_cache import CodesCache
-    from voxlora.train import checkpoint, distributed, metrics, rank_rng
+    from voxlora.train import checkpoint, data_defaults, distributed, metrics, rank_rng
+    from voxlora.train.autosave import Due
     from voxlora.train.batches import iterate_batches
     from voxlora.train.loop import NonFinite, TrainState, total_steps, train
 
@@ -227,6 +229,12 @@ def _train(
         stats.clips, stats.frames / frame_rate, stats.encoded, stats.cached, config.cache_dir,
         time.perf_counter() - started,
     )  # fmt: skip
+
+    config, notes = data_defaults.choose(
+        config, stats.clips, stats.frames, lambda c: total_steps(store, distributed.job_config(c))
+    )
+    for note in notes:
+        log.info("chosen from the data: %s", note)
 
     model, names = backend.make_trainable(adapter)
     n_trained = backend.trained_params(model)
@@ -308,6 +316,7 @@ def _train(
             iterate_batches=distributed.shard(iterate_batches, world), stepper=distributed.stepper(world, backend),
             val_store=val_store, state=state, optimizer_state=optimizer_state, save=save_all, on_step=stepped,
             should_stop=distributed.agreed_stop(world, stop),
+            save_due=Due(config.save_every, config.save_minutes, world),
         ):  # fmt: skip
             if keeper is not None:
                 keeper.offer(record)  # val_loss: the generator is paused, the model still at this step

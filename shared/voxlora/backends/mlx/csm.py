@@ -205,11 +205,14 @@ def interleaved_to_halves(w: np.ndarray, n_heads: int) -> np.ndarray:
 
 
 def hf_weights_to_mlx(tensors: dict) -> dict:
-    """transformers CSM tensors (numpy, codec excluded) -> {mlx-audio name: array}."""
+    """transformers CSM tensors (numpy or lazy MLX arrays, codec excluded) -> {mlx-audio name: array}.
+
+    Only names change: the arrays pass through unevaluated (a lazy `mx.load` stays lazy).
+    """
     tensors = {k: v for k, v in tensors.items() if not k.startswith("codec_model.")}
     if BACKBONE_AUDIO not in tensors and DECODER_AUDIO in tensors:  # tied: stored once
         tensors[BACKBONE_AUDIO] = tensors.pop(DECODER_AUDIO)
-    elif DECODER_AUDIO in tensors and np.array_equal(tensors[DECODER_AUDIO], tensors[BACKBONE_AUDIO]):
+    elif DECODER_AUDIO in tensors and _equal(tensors[DECODER_AUDIO], tensors[BACKBONE_AUDIO]):
         del tensors[DECODER_AUDIO]
     out, unknown = {}, []
     for name, t in tensors.items():
@@ -221,6 +224,12 @@ def hf_weights_to_mlx(tensors: dict) -> dict:
     if unknown:
         raise VoxloraError(f"tensors the MLX backend does not know: {', '.join(sorted(unknown))}")
     return out
+
+
+def _equal(a, b) -> bool:
+    if isinstance(a, mx.array) or isinstance(b, mx.array):
+        return a.shape == b.shape and bool(mx.array_equal(mx.array(a), mx.array(b)))
+    return bool(np.array_equal(a, b))
 
 
 def original_weights_to_mlx(tensors: dict, config: dict) -> dict:
@@ -246,26 +255,28 @@ def original_weights_to_mlx(tensors: dict, config: dict) -> dict:
     return out
 
 
-def _read_safetensors(files) -> dict:
-    from safetensors.numpy import load_file
+def read_lazy(files) -> dict:
+    """{name: MLX array} of safetensors files, read lazily in their stored dtype (bf16 included).
 
+    `mx.load` maps names to arrays that are only read from disk when evaluated, so renaming, casting
+    (``astype``) and loading them into a model evaluates each tensor once, straight into the dtype
+    it is used in: loading peaks near the weights' size in that dtype, never an fp32 copy of it all.
+    """
     tensors = {}
     for file in files:
         try:
-            tensors.update(load_file(file))
-        except Exception as e:  # truncated, not safetensors, bf16 (numpy has no bfloat16)
-            try:
-                tensors.update({k: np.asarray(v.astype(mx.float32)) for k, v in mx.load(str(file)).items()})
-            except Exception:
-                raise VoxloraError(f"{file}: not a readable safetensors file ({e})") from None
+            tensors.update(mx.load(str(file), format="safetensors"))
+        except Exception as e:  # truncated, not safetensors
+            raise VoxloraError(f"{file}: not a readable safetensors file ({e})") from None
     return tensors
 
 
-def load_weights(model: SesameModel, weights: dict) -> None:
-    """Put ``{mlx name: array}`` into ``model``, every parameter present with its exact shape."""
+def load_weights(model: SesameModel, weights: dict, dtype=None) -> None:
+    """Put ``{mlx name: array}`` into ``model`` (cast to ``dtype``, else as stored), every parameter
+    present with its exact shape; each tensor is read and cast once, when evaluated here."""
     if "decoder_audio_embeddings.weight" in weights:  # untied tables: the decoder keeps its own
         model.decoder_audio_embeddings = nn.Embedding(*weights["decoder_audio_embeddings.weight"].shape)
-    load_checked(model, weights, "the checkpoint does not fit its config")
+    load_checked(model, weights, "the checkpoint does not fit its config", dtype=dtype)
     mx.eval(model.parameters())
 
 
@@ -307,13 +318,21 @@ def _base_name(name: str) -> str:
     return name.replace(".linear.weight", ".weight").replace(".linear.bias", ".bias")
 
 
-def load_mlx_csm(model, dtype: str = "fp32", codec: bool = True) -> MlxCsm:
-    """Load a CSM folder (either layout) for the MLX backend; ``codec=False`` skips Mimi."""
+def load_mlx_csm(model, dtype: str | None = "fp32", codec: bool = True) -> MlxCsm:
+    """Load a CSM folder (either layout) for the MLX backend; ``codec=False`` skips Mimi.
+
+    Lazily: each tensor is read from disk once, straight into ``dtype`` (None: as stored), so loading
+    peaks near the size of the weights in that dtype (Mimi is kept in fp32, as on torch).
+    """
+    if dtype is not None and dtype not in DTYPES:
+        raise VoxloraError(f"unknown dtype {dtype!r} (use fp32, bf16 or fp16)")
+    want = DTYPES.get(dtype)
     path = Path(model)
+    tensors = {}
     if path.is_dir() and (path / MLX_CKPT).is_file() and not (path / "model.safetensors").is_file():
         config = _read_config(path) if (path / "config.json").is_file() else default_config()
         net = build_model(config)
-        load_weights(net, original_weights_to_mlx(_read_safetensors([path / MLX_CKPT]), config))
+        load_weights(net, original_weights_to_mlx(read_lazy([path / MLX_CKPT]), config), want)
         layout = "csm-1b-mlx"
     else:
         from voxlora.modelfolder import model_dir, weight_files
@@ -321,13 +340,9 @@ def load_mlx_csm(model, dtype: str = "fp32", codec: bool = True) -> MlxCsm:
         path = model_dir(model)
         config = _read_config(path)
         net = build_model(config)
-        tensors = _read_safetensors(weight_files(path))
-        load_weights(net, hf_weights_to_mlx(tensors))
+        tensors = read_lazy(weight_files(path))
+        load_weights(net, hf_weights_to_mlx(tensors), want)
         layout = "transformers"
-    if dtype not in DTYPES:
-        raise VoxloraError(f"unknown dtype {dtype!r} (use fp32, bf16 or fp16)")
-    if dtype != "fp32":
-        net.set_dtype(DTYPES[dtype])
     net.eval()
     mimi = None
     if codec and layout == "transformers":

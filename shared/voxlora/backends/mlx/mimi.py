@@ -129,7 +129,7 @@ _TRANSFORMER = {
 
 
 def mimi_weights(tensors: dict, cfg: MimiConfig) -> dict:
-    """transformers' ``codec_model.*`` tensors (numpy) -> {mlx-audio Mimi name: array}."""
+    """transformers' ``codec_model.*`` tensors (numpy or lazy MLX) -> {mlx-audio Mimi name: array}."""
     hf = {k.removeprefix(PREFIX): v for k, v in tensors.items() if k.startswith(PREFIX)}
     seanet, out = _seanet_names(cfg.seanet), {}
     for name, t in hf.items():
@@ -172,7 +172,8 @@ def mimi_weights(tensors: dict, cfg: MimiConfig) -> dict:
     for stack in ("encoder_transformer", "decoder_transformer"):
         for n in range(cfg.transformer.num_layers):
             qkv = [hf[f"{stack}.layers.{n}.self_attn.{p}_proj.weight"] for p in "qkv"]
-            out[f"{stack}.transformer.layers.{n}.self_attn.in_proj.weight"] = np.concatenate(qkv, 0)
+            cat = mx.concatenate if isinstance(qkv[0], mx.array) else np.concatenate
+            out[f"{stack}.transformer.layers.{n}.self_attn.in_proj.weight"] = cat(qkv, 0)
     return out
 
 
@@ -182,7 +183,7 @@ def load_mimi(codec_config: dict, tensors: dict) -> Mimi:
     cfg = mimi_config(codec_config)
     mimi = Mimi(cfg)
     weights = mimi_weights(tensors, cfg)
-    load_checked(mimi, weights, "the codec weights do not fit the MLX Mimi")
+    load_checked(mimi, weights, "the codec weights do not fit the MLX Mimi", dtype=mx.float32)
 
     def refresh(module, name, _):  # derived tensors (codebook means, expanded conv weights)
         if isinstance(module, EuclideanCodebook) and name == "initialized":

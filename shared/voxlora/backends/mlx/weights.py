@@ -8,9 +8,20 @@ from mlx.utils import tree_flatten
 from voxlora.errors import VoxloraError
 
 
-def load_checked(module, weights: dict, what: str) -> None:
-    """Put ``{mlx name: array}`` into an MLX ``module`` (as fp32) if every parameter is there with its
-    exact shape and nothing else is; otherwise one `VoxloraError`, ``what: …``, listing every problem."""
+def as_mlx(w, dtype=None) -> mx.array:
+    """A numpy or MLX array as an MLX array of ``dtype`` (floating arrays only; lazy, no copy made now)."""
+    if not isinstance(w, mx.array):
+        w = np.asarray(w)
+        w = mx.array(w.astype(np.float32) if w.dtype == np.float64 else w)
+    if dtype is not None and w.dtype != dtype and mx.issubdtype(w.dtype, mx.floating):
+        w = w.astype(dtype)
+    return w
+
+
+def load_checked(module, weights: dict, what: str, dtype=None) -> None:
+    """Put ``{mlx name: array}`` into an MLX ``module`` (cast to ``dtype``, else as stored: a lazy
+    `mx.load` array is read once, straight into it) if every parameter is there with its exact shape
+    and nothing else is; otherwise one `VoxloraError`, ``what: …``, listing every problem."""
     expected = dict(tree_flatten(module.parameters()))
     problems = [f"{n}: missing" for n in expected if n not in weights]
     problems += [f"{n}: not in the model" for n in weights if n not in expected]
@@ -21,4 +32,4 @@ def load_checked(module, weights: dict, what: str) -> None:
     ]
     if problems:
         raise VoxloraError(f"{what}: " + "; ".join(sorted(problems)))
-    module.load_weights([(n, mx.array(np.asarray(w, dtype=np.float32))) for n, w in weights.items()])
+    module.load_weights([(n, as_mlx(w, dtype)) for n, w in weights.items()])

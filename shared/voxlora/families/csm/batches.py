@@ -52,10 +52,18 @@ class Batch:
     frames: int  # audio frames in the batch (throughput)
 
     def to(self, device) -> "Batch":
+        """On ``device``; to a GPU through pinned host memory, asynchronously (no host sync)."""
+        pin = torch.device(device).type == "cuda"
         move = {
-            k: v.to(device, non_blocking=True) for k, v in vars(self).items() if isinstance(v, torch.Tensor)
+            k: (v.pin_memory() if pin and v.device.type == "cpu" else v).to(device, non_blocking=True)
+            for k, v in vars(self).items()
+            if isinstance(v, torch.Tensor)
         }
         return Batch(**{**vars(self), **move})
+
+    def padding(self) -> tuple[int, int]:
+        """(padded positions, all positions) of the batch, for ``pad_fraction`` (on the host: no sync)."""
+        return int((self.kind == PAD).sum()), self.kind.numel()
 
 
 def choose_decoder_frames(kind: torch.Tensor, clips: torch.Tensor, fraction: float, seed: int, epoch: int):

@@ -56,16 +56,14 @@ class CodecBundle:
 def load_codec_bundle(folder: Path) -> CodecBundle:
     """The processor, config and torch Mimi of a sesame/csm-1b-layout folder.
 
-    Loaded through transformers' CSM (its key renames are the codec's ground truth), keeping only the
-    codec: the rest of the torch model is freed at once. The codec is then the torch backend's,
-    weight for weight, so the codes cache is shared.
+    Only the codec's tensors are read (`codec_alone`), never the rest of the torch CSM: the
+    codec is the torch backend's, weight for weight, so the codes cache is shared.
     """
-    from voxlora.models.csm import load_csm
+    from voxlora.families.csm.codec_alone import load_codec
+    from voxlora.families.csm.synth_mlx import load_processor
 
-    bundle = load_csm(folder, dtype="fp32", device="cpu")
-    codec = bundle.codec
-    codec.requires_grad_(False)
-    return CodecBundle(processor=bundle.processor, codec=codec, config=bundle.config, path=bundle.path)
+    codec, config = load_codec(folder)
+    return CodecBundle(processor=load_processor(folder), codec=codec, config=config, path=Path(folder))
 
 
 class OptimizerState:

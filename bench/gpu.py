@@ -1,0 +1,388 @@
+"""The GPU benchmark: voxlora's LoRA step against the transformers+peft recipe on a random full-size
+CSM-1B in bf16, synth's frames per second, and a profiler summary of one step and one frame.
+
+    python -m bench.gpu            (make bench-gpu) one CUDA GPU, under 8 minutes, nothing downloaded
+    python -m bench.gpu --smoke    the tiny model, a few steps: runs anywhere (CPU too) in under a minute
+
+Writes ``bench/results/<date>-<gpu>.md`` (``-smoke`` appended for a smoke run) and prints the table.
+
+Training: both sides get the same model folder, clips, batch, LoRA (rank 8, alpha 16, exactly the
+modules voxlora adapts) and depth-decoder fraction (amortisation 1 and 1/16), each side in its own
+process (`_worker`): load, warm-up steps, timed steps (CUDA synchronised at each step's end), peak
+GPU memory (``torch.cuda.max_memory_allocated`` after the warm-up; on the CPU, the peak RSS).
+voxlora runs `train.recipe.run`, exactly what `lora-train --dtype bf16` runs; the reference is
+`bench.reference` with the base in bf16 (peft's LoRA weights follow the base's dtype there).
+
+Model FLOP utilisation (MFU) = model FLOPs per step / step time / the GPU's peak dense bf16 rate.
+Model FLOPs per step (`bench.bench_train.step_flops`): 2 FLOPs per parameter per token for the
+forward, x2 more for the backward of a frozen base into LoRA (input gradients only, no weight
+gradients), plus attention (4 n T H per layer forward), plus the LoRA pairs (3 matmul pairs each).
+The peak rate is the datasheet's for known GPUs (H100/H200 SXM 989 TFLOP/s, A100 312, L40S 362,
+L4 121, RTX 4090 165, A10 125), else the measured bf16 8192^3 matmul rate (the row says which).
+
+synth: frames per second of `synth --dtype bf16` single-stream (a 12.5 frames/s clip is real time).
+Batched synthesis (`synth --batch-size`) is not implemented yet: its row says so.
+"""
+
+import argparse
+import datetime
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bench.bench_train import ALPHA, RANK, TARGETS, adapted_modules, make_clips, step_flops
+from bench.table import RESULTS, markdown
+
+WORK = Path(__file__).parent / "work"
+PEAK_BF16 = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "L4": 121e12, "4090": 165e12,
+             "A10": 125e12}  # fmt: skip
+FULL = {"clips": 8, "frames": 125, "batch": 8, "warmup": 3, "steps": 10, "synth_frames": 64}
+SMOKE = {"clips": 4, "frames": 20, "batch": 2, "warmup": 1, "steps": 2, "synth_frames": 8}
+
+
+def device_name() -> str:
+    import torch
+
+    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
+
+
+def peak_rate(dtype) -> tuple[float, str]:
+    """(peak FLOP/s, where the figure comes from) of this device in ``dtype``."""
+    import torch
+
+    name = device_name()
+    for key, rate in PEAK_BF16.items():
+        if key in name and torch.cuda.is_available():
+            return rate, f"{name} datasheet, dense bf16"
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    n = 8192 if device == "cuda" else 1024
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    times = []
+    for _ in range(4):
+        _sync()
+        start = time.perf_counter()
+        a @ a
+        _sync()
+        times.append(time.perf_counter() - start)
+    return 2.0 * n**3 / statistics.median(times[1:]), f"measured {n}^3 matmul ({name})"
+
+
+def _sync() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def _peak_memory_mib() -> float:
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 2**20
+    from bench.bench_train import _rss_mib
+
+    return _rss_mib("VmHWM")
+
+
+def _reset_peak_memory() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    else:
+        from bench.bench_train import _reset_peak
+
+        _reset_peak()
+
+
+def _profile_summary(prof) -> dict:
+    """Top kernels (or ops, on the CPU) by time, and the share of host time in launches and syncs."""
+    import torch
+
+    events = prof.key_averages()
+    cuda = torch.cuda.is_available()
+    key = "self_device_time_total" if cuda else "self_cpu_time_total"
+    table = events.table(sort_by=key, row_limit=12, max_name_column_width=60)
+    host_total = sum(e.self_cpu_time_total for e in events) or 1
+    launches = sum(e.self_cpu_time_total for e in events if "LaunchKernel" in e.key or "cuLaunch" in e.key)
+    syncs = sum(
+        e.self_cpu_time_total
+        for e in events
+        if "Synchronize" in e.key or e.key in ("cudaMemcpy", "aten::item")
+    )
+    return {"table": table, "launch_share": launches / host_total, "sync_share": syncs / host_total}
+
+
+def _profiler():
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if torch.cuda.is_available() else [])
+    return profile(activities=activities)
+
+
+# ---------------------------------------------------------------- one training run, its own process
+
+
+def _worker(job: dict) -> dict:
+    import torch
+
+    torch.manual_seed(0)
+    marks, prof, summary = [], None, {}
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    total = job["warmup"] + job["steps"]
+
+    def tick(step: int) -> None:
+        nonlocal prof
+        _sync()
+        marks.append(time.perf_counter())
+        if step == job["warmup"]:
+            _reset_peak_memory()
+        if job["profile"] and step == total:  # profile exactly one step after the timed ones
+            prof = _profiler()
+            prof.__enter__()
+        elif prof is not None and step == total + 1:
+            prof.__exit__(None, None, None)
+            summary.update(_profile_summary(prof))
+            prof = None
+
+    if job["side"] == "voxlora":
+        import tempfile
+
+        from voxlora.lora_options import LoraSettings
+        from voxlora.train.config import TrainConfig
+        from voxlora.train.recipe import run
+
+        with tempfile.TemporaryDirectory() as out:
+            config = TrainConfig(
+                model=job["model"], manifest=job["manifest"], out=out, max_steps=total + int(job["profile"]),
+                batch_size=job["batch"], decoder_frame_fraction=job["fraction"], log_every=10**9, warmup_steps=0,
+                cache_dir=job["cache"], backend="torch", device=device, dtype=job["dtype"],
+            )  # fmt: skip
+            settings = LoraSettings(rank=RANK, alpha=ALPHA, targets=TARGETS)
+            peak = {}
+            for _ in run(
+                config, settings, on_step=lambda s: (tick(s.step), peak.update(v=_peak_memory_mib()))
+            ):
+                pass
+        peak = peak["v"]
+    else:
+        import soundfile as sf
+
+        from bench.reference import make_reference
+
+        model, processor, optimizer = make_reference(job["model"], job["modules"], RANK, ALPHA)
+        if job["dtype"] == "bf16":
+            model.to(torch.bfloat16)
+            model.base_model.model.codec_model.float()
+        model.to(device)
+        records = [json.loads(line) for line in Path(job["manifest"]).read_text().splitlines() if line]
+        clips = [(r["text"], sf.read(r["audio"], dtype="float32")[0], r["speaker"]) for r in records]
+        b = job["batch"]
+        for step in range(1, total + 1 + int(job["profile"])):
+            start = (step - 1) * b % len(clips)
+            _reference_step(
+                model, processor, optimizer, (clips * 2)[start : start + b], job["fraction"], device
+            )
+            tick(step)
+        peak = _peak_memory_mib()
+    times = [
+        b - a for a, b in zip(marks[job["warmup"] - 1 : total - 1], marks[job["warmup"] : total], strict=True)
+    ]
+    return {"step_s": times, "peak_mib": peak, **summary}
+
+
+def _reference_step(model, processor, optimizer, clips, fraction, device) -> None:
+    from bench.reference import conversation
+
+    inputs = processor.apply_chat_template(
+        [conversation(t, a, s) for t, a, s in clips], tokenize=True, return_dict=True, output_labels=True,
+        depth_decoder_labels_ratio=fraction,
+    )  # fmt: skip
+    inputs = {k: v.to(device) if hasattr(v, "to") else v for k, v in inputs.items()}
+    model(**inputs).loss.backward()
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+
+
+def _run_worker(job: dict) -> dict:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.gpu", "--worker", json.dumps(job)],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).parent.parent,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{job['side']} worker failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# ---------------------------------------------------------------- synth
+
+
+def bench_synth(model: Path, frames: int, dtype: str) -> dict:
+    """Single-stream frames per second of synth's torch backend (greedy; every frame generated, as a
+    random model may end a clip at once), and the profile of generating 2 frames."""
+    import torch
+    from voxlora.families.csm.prompt import Turn, build_inputs
+    from voxlora.synth.config import SynthConfig
+    from voxlora.synth.synthesizer import Synthesizer
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    synth = Synthesizer(
+        SynthConfig(model=str(model), backend="torch", device=device, dtype=dtype, max_seconds=frames / 12.5)
+    )
+    backend = synth.backend
+    turns = [Turn("The birch canoe slid on the smooth planks.", 0)]
+    inputs = build_inputs(backend.processor, turns, backend.sample_rate).to(device)
+    csm = backend.bundle.model
+
+    def run(n: int):
+        return csm.generate(**inputs, max_new_tokens=n, min_new_tokens=n, do_sample=False)
+
+    run(2)  # warm-up
+    _sync()
+    start = time.perf_counter()
+    codes = run(frames)
+    _sync()
+    wall = time.perf_counter() - start
+    with _profiler() as prof:
+        run(2)
+        _sync()
+    n = int(codes.shape[1])
+    return {"frames": n, "wall_s": wall, "frames_per_s": n / wall, **_profile_summary(prof)}
+
+
+# ---------------------------------------------------------------- the benchmark
+
+
+def model_folder(workdir: Path, smoke: bool) -> Path:
+    from voxlora.demo_model import write_tiny_csm
+
+    from bench.csm_models import write_full_csm
+
+    if smoke:
+        folder = workdir / "csm-tiny"
+        if not (folder / "config.json").is_file():
+            write_tiny_csm(folder, seed=0)
+    else:  # shared with bench mlx-memory's full size
+        folder = workdir / "csm-full-random-bf16"
+        if not (folder / "model.safetensors.index.json").is_file():
+            write_full_csm(folder, seed=0, dtype="bfloat16")
+    return folder
+
+
+def run_benchmark(workdir: Path, smoke: bool) -> tuple[list[dict], dict]:
+    import torch
+    from transformers import AutoConfig, AutoProcessor
+    from voxlora import targets
+    from voxlora.families.csm.sequences import decoder_frames, text_ids
+
+    p = SMOKE if smoke else FULL
+    dtype = "bf16" if torch.cuda.is_available() or not smoke else "fp32"
+    model = model_folder(workdir, smoke)
+    manifest = make_clips(workdir / "gpu-clips", p["clips"], p["frames"])
+    config = AutoConfig.from_pretrained(model)
+    processor = AutoProcessor.from_pretrained(model)
+    records = [json.loads(line) for line in manifest.read_text().splitlines() if line]
+    texts = [len(text_ids(processor, r["text"], r["speaker"])) for r in records]
+    modules = adapted_modules(model)
+    shapes = targets.base_shapes(model)
+    lora = {m: shapes[m + ".weight"] for m in modules}
+    rate, rate_from = peak_rate(torch.bfloat16 if dtype == "bf16" else torch.float32)
+    rows, profiles = [], {}
+    for fraction in (1.0, 1 / 16):
+        job = dict(model=str(model), manifest=str(manifest), cache=str(workdir / f"gpu-codes-{model.name}"),
+                   batch=p["batch"], fraction=fraction, warmup=p["warmup"], steps=p["steps"], modules=modules,
+                   dtype=dtype)  # fmt: skip
+        flops = step_flops(config, [sum(texts) / len(texts)] * p["batch"], p["frames"],
+                           decoder_frames(p["frames"], fraction), lora)  # fmt: skip
+        for side in ("voxlora", "reference"):
+            # the smoke run stays in this process (seconds, not a torch import per run)
+            one = {**job, "side": side, "profile": side == "voxlora" and fraction == 1.0}
+            result = _worker(one) if smoke else _run_worker(one)
+            step_s = statistics.median(result["step_s"])
+            rows.append({
+                "trainer": side, "fraction": fraction, "batch": p["batch"], "dtype": dtype, "step_s": step_s,
+                "audio_s_per_s": p["batch"] * p["frames"] / 12.5 / step_s, "peak_MiB": result["peak_mib"],
+                "TFLOP_per_step": flops / 1e12, "MFU": flops / step_s / rate,
+            })  # fmt: skip
+            if "table" in result:
+                profiles["training step (voxlora, amortisation 1)"] = result
+    synth = bench_synth(model, p["synth_frames"], dtype)
+    profiles["one generated frame (synth, single stream; the profile covers 2 frames)"] = synth
+    return rows, {"synth": synth, "profiles": profiles, "peak_rate": (rate, rate_from)}
+
+
+def table_rows(rows: list[dict], extra: dict) -> list[dict]:
+    out = []
+    by = {(r["trainer"], r["fraction"]): r for r in rows}
+    for fraction in (1.0, 1 / 16):
+        ours, ref = by[("voxlora", fraction)], by[("reference", fraction)]
+        speed = ours["audio_s_per_s"] / ref["audio_s_per_s"]
+        mem = ours["peak_MiB"] / ref["peak_MiB"]
+        name = f"LoRA step, B={ours['batch']}, {ours['dtype']}, amortisation {fraction:g}"
+        out.append({"benchmark": name, "figure": "audio-s / s", "voxlora": f"{ours['audio_s_per_s']:.3g}",
+                    "against": f"recipe {ref['audio_s_per_s']:.3g}", "ratio": f"{speed:.2f}x",
+                    "target": ">= 3x" if fraction < 1 else ""})  # fmt: skip
+        out.append({"benchmark": name, "figure": "peak memory MiB", "voxlora": f"{ours['peak_MiB']:,.0f}",
+                    "against": f"recipe {ref['peak_MiB']:,.0f}", "ratio": f"{mem:.2f}x", "target": "<= 0.6x"})  # fmt: skip
+        out.append({"benchmark": name, "figure": "MFU", "voxlora": f"{100 * ours['MFU']:.1f}%",
+                    "against": f"recipe {100 * ref['MFU']:.1f}%", "ratio": "",
+                    "target": ">= 35%" if fraction == 1.0 else ""})  # fmt: skip
+    synth = extra["synth"]
+    out.append({"benchmark": "synth single stream", "figure": "frames / s", "voxlora": f"{synth['frames_per_s']:.3g}",
+                "against": "real time 12.5", "ratio": f"{synth['frames_per_s'] / 12.5:.2f}x", "target": ">= 4x"})  # fmt: skip
+    out.append({"benchmark": "synth batched", "figure": "frames / s", "voxlora": "not measured",
+                "against": "synth --batch-size is not implemented yet", "ratio": "", "target": ">= 50x"})  # fmt: skip
+    return out
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.gpu", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--smoke", action="store_true", help="the tiny model, a few steps: any machine, < 1 min"
+    )
+    parser.add_argument("--workdir", type=Path, default=WORK)
+    parser.add_argument("--results", type=Path, default=RESULTS, help="folder for the results file")
+    args = parser.parse_args(argv)
+    import torch
+
+    if not args.smoke and not torch.cuda.is_available():
+        parser.error("no CUDA GPU here; --smoke runs the small configuration anywhere")
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    rows, extra = run_benchmark(args.workdir, args.smoke)
+    table = table_rows(rows, extra)
+    rate, rate_from = extra["peak_rate"]
+    gpu = device_name()
+    setting = (f"{gpu}, torch {torch.__version__}, peak rate {rate / 1e12:.3g} TFLOP/s ({rate_from}); "
+               f"{'smoke (tiny model)' if args.smoke else 'random full-size CSM-1B, bf16'}; "
+               f"{time.perf_counter() - started:.0f} s")  # fmt: skip
+    parts = [f"# voxlora GPU benchmark, {datetime.datetime.now().isoformat(timespec='seconds')}", "", setting, "",
+             "MFU = model FLOPs per step / step time / peak rate; FLOPs: 2 per parameter per token forward, "
+             "x2 more for the backward of a frozen base into LoRA, plus attention and the LoRA pairs "
+             "(bench/gpu.py, bench/bench_train.py `step_flops`).", "",
+             markdown(table), "", "## training, per trainer", "", markdown(rows), ""]  # fmt: skip
+    for title, prof in extra["profiles"].items():
+        parts += [f"## profile: {title}", "",
+                  f"host time in kernel launches {100 * prof['launch_share']:.1f}%, in syncs "
+                  f"{100 * prof['sync_share']:.1f}%", "", "```", prof["table"], "```", ""]  # fmt: skip
+    slug = "".join(c if c.isalnum() else "-" for c in gpu).strip("-").lower() or "gpu"
+    args.results.mkdir(parents=True, exist_ok=True)
+    path = args.results / f"{datetime.date.today().isoformat()}-{slug}{'-smoke' if args.smoke else ''}.md"
+    path.write_text("\n".join(parts))
+    print(setting)
+    print(markdown(table))
+    print(f"written to {path}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 2 and sys.argv[1] == "--worker":
+        print(json.dumps(_worker(json.loads(sys.argv[2]))))
+    else:
+        sys.exit(main())
