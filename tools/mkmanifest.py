@@ -112,7 +112,10 @@ def cli(
     if raw.segment:  # the clips are cut and written first; prepare then checks them where they are
         config = PrepareConfig(None, None, None, None, speaker, jobs, strict)
     else:
-        config = PrepareConfig(sample_rate, out_dir, min_duration, max_duration, speaker, jobs, strict)
+        cleaned = raw.trim or raw.loudness is not None  # rewritten in place later: never reused
+        config = PrepareConfig(
+            sample_rate, out_dir, min_duration, max_duration, speaker, jobs, strict, reuse=not cleaned
+        )
     speakers = SpeakerMap.load(speakers_file) if speakers_file else SpeakerMap()
     tally, counts, kept, held_out = Tally(), {}, [], []
     # a missing INPUT fails here, before the output folder is made

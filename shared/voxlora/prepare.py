@@ -44,6 +44,8 @@ class PrepareConfig:
     speaker: int | None = None  # this speaker id on every record
     jobs: int = 1  # worker processes for decode, check and resample
     strict: bool = False  # raise the first rejection instead of logging it and going on
+    reuse: bool = True  # keep outputs an earlier run wrote from the same source (prepare_journal); off
+    # when a later stage rewrites them in place (mkmanifest's trim and loudness): they must be remade
 
 
 def make_out_dir(path) -> None:
@@ -77,7 +79,8 @@ def check_clip(src: str, dest: str | None, config: PrepareConfig, known: dict | 
         digest = None  # audio.load says what is wrong with it
     key = settings_key(config.sample_rate)
     if (
-        known
+        config.reuse
+        and known
         and digest
         and known.get("sha256") == digest
         and known.get("settings") == key

@@ -8,6 +8,8 @@ from voxlora.cli.mkmanifest import main
 
 from tests.datagen import make_clips, write_jsonl
 
+RAW = ("--no-trim", "--no-normalize")  # trim and loudness rewrite outputs in place: nothing reused then
+
 
 def run(*args):
     result = CliRunner().invoke(main.cli, list(map(str, args)))
@@ -20,18 +22,21 @@ def test_a_rerun_processes_only_the_new_clips(tmp_path, monkeypatch):
     write_jsonl(tmp_path / "four.jsonl", records[:4])
     write_jsonl(tmp_path / "six.jsonl", records)
     out = tmp_path / "wav"
-    run(tmp_path / "four.jsonl", "--out-dir", out, "--sample-rate", 8000)
+    run(tmp_path / "four.jsonl", "--out-dir", out, "--sample-rate", 8000, *RAW)
     before = {p.name: p.stat().st_mtime_ns for p in out.glob("*.wav")}
 
     loads = []
     real_load = audio.load
-    monkeypatch.setattr(audio, "load", lambda src: loads.append(str(src)) or real_load(src))
-    grown = run(tmp_path / "six.jsonl", "--out-dir", out, "--sample-rate", 8000)
+    sources = str(tmp_path / "src")  # only the sources' decoding counts (later stages may read outputs)
+    monkeypatch.setattr(
+        audio, "load", lambda src: (str(src).startswith(sources) and loads.append(str(src))) or real_load(src)
+    )
+    grown = run(tmp_path / "six.jsonl", "--out-dir", out, "--sample-rate", 8000, *RAW)
     assert sorted(loads) == sorted(r["audio"] for r in records[4:])  # only the two new clips decoded
     assert f"4 clips already in {out} (same source and settings), 2 written" in grown.stderr
     assert all(out.joinpath(n).stat().st_mtime_ns == t for n, t in before.items())
 
-    fresh = run(tmp_path / "six.jsonl", "--out-dir", tmp_path / "fresh", "--sample-rate", 8000)
+    fresh = run(tmp_path / "six.jsonl", "--out-dir", tmp_path / "fresh", "--sample-rate", 8000, *RAW)
     assert grown.stdout == fresh.stdout.replace(str(tmp_path / "fresh"), str(out))  # the same records
 
     loads.clear()
@@ -40,13 +45,23 @@ def test_a_rerun_processes_only_the_new_clips(tmp_path, monkeypatch):
     (out / json.loads(grown.stdout.splitlines()[2])["audio"].rsplit("/", 1)[1]).write_bytes(
         b"RIFF"
     )  # damaged
-    again = run(tmp_path / "six.jsonl", "--out-dir", out, "--sample-rate", 8000, "--max-duration", 10)
+    again = run(tmp_path / "six.jsonl", "--out-dir", out, "--sample-rate", 8000, "--max-duration", 10, *RAW)
     assert sorted(loads) == sorted([changed, records[2]["audio"]])
     assert f"4 clips already in {out} (same source and settings), 2 written" in again.stderr
 
     loads.clear()
-    other = run(tmp_path / "six.jsonl", "--out-dir", out, "--sample-rate", 16000)  # other settings: all again
+    other = run(
+        tmp_path / "six.jsonl", "--out-dir", out, "--sample-rate", 16000, *RAW
+    )  # other settings: all again
     assert len(loads) == 6 and "already in" not in other.stderr
     short = CliRunner().invoke(main.cli, [str(tmp_path / "six.jsonl"), "--out-dir", str(out), "--sample-rate",
-                                          "16000", "--min-duration", "1"])  # fmt: skip
+                                          "16000", "--min-duration", "1", *RAW])  # fmt: skip
     assert "too short (0.30 s < --min-duration 1)" in short.output  # checked from the journal
+
+
+def test_outputs_cleaned_in_place_are_made_again(tmp_path):  # trim and loudness: a rerun is a full run
+    records = make_clips(tmp_path / "src", 2, seconds=0.3)
+    write_jsonl(tmp_path / "in.jsonl", records)
+    first = run(tmp_path / "in.jsonl", "--out-dir", tmp_path / "wav", "--sample-rate", 8000)
+    again = run(tmp_path / "in.jsonl", "--out-dir", tmp_path / "wav", "--sample-rate", 8000)
+    assert again.stdout == first.stdout and "already in" not in again.stderr
