@@ -6,6 +6,7 @@ from pathlib import Path
 import click
 from voxlora.backends import BACKENDS
 from voxlora.clikit import command, common_options, emit, log, overwrite_option, run
+from voxlora.config_file import config_option
 from voxlora.synth.config import SynthConfig
 
 D = SynthConfig()  # synth's defaults (no torch import)
@@ -60,6 +61,7 @@ JSONL of clips, or - for stdin: what synth prints), existing clips are scored ag
     "--dtype", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default=D.dtype, show_default=True
 )
 @overwrite_option
+@config_option()
 @common_options
 def cli(
     clips, model, adapters, manifest, reference, output, asr, speaker_encoder, limit, overwrite, **options

@@ -93,3 +93,16 @@ def test_synth_takes_a_config_file_too(tmp_path):
     result = CliRunner().invoke(synth.cli, ["--config", str(tmp_path / "s.toml"), "hi", "-o", "x.wav"])
     assert result.exit_code == 1
     assert result.output == f"Error: {tmp_path / 's.toml'}: 'temperature' must be a number, got 'hot'\n"
+
+
+def test_lora_eval_takes_a_config_file_too(tmp_path):
+    from voxlora.cli.lora_eval import main as lora_eval
+
+    (tmp_path / "e.yaml").write_text("limti: 3\n")
+    result = CliRunner().invoke(lora_eval.cli, ["--config", str(tmp_path / "e.yaml"), "-"])
+    assert result.exit_code == 1
+    assert result.output == f"Error: {tmp_path / 'e.yaml'}: unknown key 'limti' (there is no --limti option)\n"
+    # a value from the file reaches the command: --model without --manifest is its usage error
+    (tmp_path / "e.yaml").write_text("model: some/model\nlimit: 2\n")
+    result = CliRunner().invoke(lora_eval.cli, ["--config", str(tmp_path / "e.yaml")])
+    assert result.exit_code == 2 and "--model and --manifest go together" in result.output
