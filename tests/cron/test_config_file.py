@@ -101,7 +101,9 @@ def test_lora_eval_takes_a_config_file_too(tmp_path):
     (tmp_path / "e.yaml").write_text("limti: 3\n")
     result = CliRunner().invoke(lora_eval.cli, ["--config", str(tmp_path / "e.yaml"), "-"])
     assert result.exit_code == 1
-    assert result.output == f"Error: {tmp_path / 'e.yaml'}: unknown key 'limti' (there is no --limti option)\n"
+    assert (
+        result.output == f"Error: {tmp_path / 'e.yaml'}: unknown key 'limti' (there is no --limti option)\n"
+    )
     # a value from the file reaches the command: --model without --manifest is its usage error
     (tmp_path / "e.yaml").write_text("model: some/model\nlimit: 2\n")
     result = CliRunner().invoke(lora_eval.cli, ["--config", str(tmp_path / "e.yaml")])
