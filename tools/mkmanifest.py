@@ -9,6 +9,7 @@ line each, and the rest come out. The engine is `voxlora.prepare`; this file onl
 import json
 import logging
 import sys
+from dataclasses import asdict
 
 import click
 from voxlora.clikit import (
@@ -111,10 +112,10 @@ def cli(
 
     if raw.segment:  # the clips are cut and written first; prepare then checks them where they are
         config = PrepareConfig(None, None, None, None, speaker, jobs, strict)
-    else:
-        cleaned = raw.trim or raw.loudness is not None  # rewritten in place later: never reused
+    else:  # the cleaning done in place later is part of what an earlier run's output must match
+        cleaning = asdict(raw.clean_config()) if raw.cleans else None
         config = PrepareConfig(
-            sample_rate, out_dir, min_duration, max_duration, speaker, jobs, strict, reuse=not cleaned
+            sample_rate, out_dir, min_duration, max_duration, speaker, jobs, strict, clean=cleaning
         )
     speakers = SpeakerMap.load(speakers_file) if speakers_file else SpeakerMap()
     tally, counts, kept, held_out = Tally(), {}, [], []
@@ -130,8 +131,14 @@ def cli(
         make_out_dir(out_dir)  # before any clip: a folder that cannot be written is one line
         click.get_current_context().with_resource(output_lock(out_dir, "mkmanifest"))  # one writer
         outputs.mark_dir(out_dir, kind)
-    records = prepare(entries, config, speakers, tally)
-    records = stages.after_prepare(records, raw, out_dir, tally, counts, jobs)
+    journal = None
+    if config.out_dir:  # prepare notes each clip it writes; the cleaning adds its result
+        from voxlora.prepare_journal import Journal
+
+        journal = Journal(config.out_dir)
+        click.get_current_context().call_on_close(journal.close)
+    records = prepare(entries, config, speakers, tally, journal)
+    records = stages.after_prepare(records, raw, out_dir, tally, counts, jobs, journal)
     if raw.splits:  # whole recordings are held out: every clip is known first
         records, held_out = stages.finish(list(records), raw)
     if show_progress():

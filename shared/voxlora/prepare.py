@@ -44,8 +44,9 @@ class PrepareConfig:
     speaker: int | None = None  # this speaker id on every record
     jobs: int = 1  # worker processes for decode, check and resample
     strict: bool = False  # raise the first rejection instead of logging it and going on
-    reuse: bool = True  # keep outputs an earlier run wrote from the same source (prepare_journal); off
-    # when a later stage rewrites them in place (mkmanifest's trim and loudness): they must be remade
+    reuse: bool = True  # keep outputs an earlier run wrote from the same source (prepare_journal)
+    clean: dict | None = None  # the cleaning a later stage does in place (clean_records): trim, margin,
+    # loudness; part of the journal's settings, and a reused output must have been cleaned already
 
 
 def make_out_dir(path) -> None:
@@ -77,13 +78,14 @@ def check_clip(src: str, dest: str | None, config: PrepareConfig, known: dict | 
         digest = file_sha256(src)
     except OSError:
         digest = None  # audio.load says what is wrong with it
-    key = settings_key(config.sample_rate)
+    key = settings_key(config.sample_rate, config.clean)
     if (
         config.reuse
         and known
         and digest
         and known.get("sha256") == digest
         and known.get("settings") == key
+        and (config.clean is None or isinstance(known.get("cleaned"), dict))
         and whole_wav(dest)
     ):
         _check_duration(known["seconds"], config)
@@ -184,12 +186,16 @@ def _result(item):
 
 
 def prepare(
-    entries: Iterable[Entry], config: PrepareConfig, speakers: SpeakerMap, tally: Tally
+    entries: Iterable[Entry], config: PrepareConfig, speakers: SpeakerMap, tally: Tally, journal=None
 ) -> Iterator[dict]:
-    """Yield the finished record of each usable entry, in input order (see the module docstring)."""
+    """Yield the finished record of each usable entry, in input order (see the module docstring).
+
+    ``journal``: out_dir's `prepare_journal.Journal` when a later stage adds to it (clean_records);
+    by default prepare opens and closes its own.
+    """
     namer = _Namer(config.out_dir) if config.out_dir else None
-    journal = None
-    if config.out_dir:
+    own = journal is None and bool(config.out_dir)
+    if own:
         from voxlora.prepare_journal import Journal
 
         journal = Journal(config.out_dir)
@@ -227,7 +233,8 @@ def prepare(
         yield from _finish(_in_order(tasks(), config.jobs), config, tally, journal)
     finally:
         if journal is not None:
-            journal.close()
+            if own:
+                journal.close()
             if journal.summary():
                 log.info("%s", journal.summary())
 
@@ -246,6 +253,9 @@ def _finish(results, config: PrepareConfig, tally: Tally, journal) -> Iterator[d
         if journal is not None:
             if line is None:
                 journal.reused += 1
+                cleaned = journal.get(path).get("cleaned") if config.clean is not None else None
+                if cleaned is not None:  # clean_records keeps it as it is
+                    journal.kept[Path(path).name] = cleaned
             else:
                 journal.add(line)
                 journal.written += 1

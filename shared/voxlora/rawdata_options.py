@@ -61,6 +61,11 @@ class RawOptions:
     def splits(self) -> bool:
         return self.val_out is not None
 
+    @property
+    def cleans(self) -> bool:
+        """The written clips are trimmed or normalised in place."""
+        return self.trim or self.loudness is not None
+
     def clean_config(self) -> CleanConfig:
         return CleanConfig(trim=self.trim, margin=CLEAN.margin, loudness=self.loudness)
 
@@ -191,12 +196,12 @@ def before_prepare(source, raw: RawOptions, out_dir, sample_rate, min_duration, 
     return entries
 
 
-def after_prepare(records, raw: RawOptions, out_dir, tally, counts: dict, jobs: int = 1):
-    """`prepare`'s records cleaned, transcribed and checked as the options say."""
+def after_prepare(records, raw: RawOptions, out_dir, tally, counts: dict, jobs: int = 1, journal=None):
+    """`prepare`'s records cleaned, transcribed and checked as the options say (``journal``: prepare's)."""
     from voxlora.recordings import clean_records, require_text
 
-    if out_dir and (raw.trim or raw.loudness is not None):
-        records = clean_records(records, raw.clean_config(), out_dir, tally, jobs)
+    if out_dir and raw.cleans:
+        records = clean_records(records, raw.clean_config(), out_dir, tally, jobs, journal)
     if raw.transcribe is not None:
         from voxlora.transcribe import transcribe_records
 

@@ -69,9 +69,18 @@ def clean_file(path: str, config: clean.CleanConfig) -> tuple[float, dict]:
 
 
 def clean_records(
-    records: Iterable[dict], config: clean.CleanConfig, out_dir: str, tally: Tally, jobs: int = 1
+    records: Iterable[dict],
+    config: clean.CleanConfig,
+    out_dir: str,
+    tally: Tally,
+    jobs: int = 1,
+    journal=None,
 ) -> Iterator[dict]:
-    """Trim and normalise each clip written in ``out_dir`` (in place, ``jobs`` processes); add its ``quality``."""
+    """Trim and normalise each clip written in ``out_dir`` (in place, ``jobs`` processes); add its ``quality``.
+
+    ``journal`` (`prepare_journal.Journal`): a clip `prepare` reused is not cleaned again (its noted
+    result is used), and each clip cleaned here has its result noted.
+    """
     root = os.path.realpath(out_dir)
 
     def mine(record) -> bool:  # never an original
@@ -87,7 +96,12 @@ def clean_records(
     def finish(record, job) -> dict:
         if job is None:
             return record
-        seconds, report = job.result() if pool is not None else job
+        if isinstance(job, dict):  # reused: cleaned by an earlier run
+            seconds, report = job["duration"], job["quality"]
+        else:
+            seconds, report = job.result() if pool is not None else job
+            if journal is not None:
+                journal.note_cleaned(record["audio"], seconds, report)
         tally.seconds += seconds - (record.get("duration") or 0.0)
         record = {**record, "duration": seconds, "quality": report}
         for problem in clean.problems(report):
@@ -98,6 +112,8 @@ def clean_records(
         for record in records:
             if not mine(record):
                 job = None
+            elif journal is not None and journal.cleaned(record["audio"]) is not None:
+                job = journal.cleaned(record["audio"])
             elif pool is not None:
                 job = pool.submit(clean_file, record["audio"], config)
             else:

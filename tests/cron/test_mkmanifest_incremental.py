@@ -2,13 +2,14 @@
 
 import json
 
+import pytest
 from click.testing import CliRunner
 from voxlora import audio
 from voxlora.cli.mkmanifest import main
 
 from tests.datagen import make_clips, write_jsonl
 
-RAW = ("--no-trim", "--no-normalize")  # trim and loudness rewrite outputs in place: nothing reused then
+RAW = ("--no-trim", "--no-normalize")  # the clips as decoded and resampled, not cleaned
 
 
 def run(*args):
@@ -59,9 +60,32 @@ def test_a_rerun_processes_only_the_new_clips(tmp_path, monkeypatch):
     assert "too short (0.30 s < --min-duration 1)" in short.output  # checked from the journal
 
 
-def test_outputs_cleaned_in_place_are_made_again(tmp_path):  # trim and loudness: a rerun is a full run
-    records = make_clips(tmp_path / "src", 2, seconds=0.3)
-    write_jsonl(tmp_path / "in.jsonl", records)
-    first = run(tmp_path / "in.jsonl", "--out-dir", tmp_path / "wav", "--sample-rate", 8000)
-    again = run(tmp_path / "in.jsonl", "--out-dir", tmp_path / "wav", "--sample-rate", 8000)
-    assert again.stdout == first.stdout and "already in" not in again.stderr
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_rerun_with_cleaning_reuses_the_cleaned_clips(tmp_path, monkeypatch, jobs):  # trim, loudness on
+    records = make_clips(tmp_path / "src", 6, seconds=0.3)
+    write_jsonl(tmp_path / "four.jsonl", records[:4])
+    write_jsonl(tmp_path / "six.jsonl", records)
+    out = tmp_path / "wav"
+    run(tmp_path / "four.jsonl", "--out-dir", out, "--sample-rate", 8000)
+    before = {p.name: p.stat().st_mtime_ns for p in out.glob("*.wav")}
+
+    loads = []
+    real_load = audio.load
+    sources = str(tmp_path / "src")
+    monkeypatch.setattr(
+        audio, "load", lambda src: (str(src).startswith(sources) and loads.append(str(src))) or real_load(src)
+    )
+    grown = run(tmp_path / "six.jsonl", "--out-dir", out, "--sample-rate", 8000, "-j", jobs)
+    if jobs == 1:  # (workers decode in their own processes)
+        assert sorted(loads) == sorted(r["audio"] for r in records[4:])  # only the two new clips decoded
+    assert f"4 clips already in {out} (same source and settings), 2 written" in grown.stderr
+    assert all(out.joinpath(n).stat().st_mtime_ns == t for n, t in before.items())  # not cleaned again
+
+    fresh = run(tmp_path / "six.jsonl", "--out-dir", tmp_path / "fresh", "--sample-rate", 8000)
+    assert grown.stdout == fresh.stdout.replace(str(tmp_path / "fresh"), str(out))  # same duration, quality
+    assert all("quality" in json.loads(line) for line in grown.stdout.splitlines())
+
+    loads.clear()
+    louder = run(tmp_path / "six.jsonl", "--out-dir", out, "--sample-rate", 8000, "--loudness", -16)
+    assert len(loads) == 6 and "already in" not in louder.stderr
+    assert louder.stdout != grown.stdout  # other cleaning: all made again
