@@ -34,22 +34,29 @@ def file_sha256(path) -> str:
     return h.hexdigest()
 
 
-class CodesCache:
-    """Get and put codes by audio hash, for one codec."""
+class TensorCache:
+    """One tensor per audio hash, for one encoder: ``<folder>/<key[:2]>/<key>.safetensors``.
+
+    The key and the file's metadata are {audio sha256, encoder identity, ``format``}; `read` returns
+    None for an absent, foreign or damaged entry, `write` stores atomically. Subclasses say what a
+    valid tensor is (`CodesCache`, VoxCPM's `LatentCache`).
+    """
+
+    format = FORMAT
+    tensor = "codes"  # the tensor's name inside the file
 
     def __init__(self, folder, codec_id: str):
         self.folder = Path(folder)
         self.codec_id = codec_id
 
     def _meta(self, audio_sha: str) -> dict:
-        return {"audio_sha256": audio_sha, "codec": self.codec_id, "format": FORMAT}
+        return {"audio_sha256": audio_sha, "codec": self.codec_id, "format": self.format}
 
     def path(self, audio_sha: str) -> Path:
         key = hashlib.sha256(json.dumps(self._meta(audio_sha), sort_keys=True).encode()).hexdigest()
         return self.folder / key[:2] / f"{key}.safetensors"
 
-    def get(self, audio_sha: str, num_codebooks: int, codebook_size: int) -> torch.Tensor | None:
-        """The cached codes (K, F) int16, or None when absent, made from something else, or damaged."""
+    def read(self, audio_sha: str) -> torch.Tensor | None:
         from safetensors import safe_open
 
         path = self.path(audio_sha)
@@ -59,12 +66,28 @@ class CodesCache:
             with safe_open(path, framework="pt") as f:
                 if f.metadata() != self._meta(audio_sha):
                     return None
-                codes = f.get_tensor("codes")
+                return f.get_tensor(self.tensor)
         except Exception as e:  # truncated or foreign file: encode again
             log.debug("ignoring damaged cache entry %s: %s", path, e)
             return None
+
+    def write(self, audio_sha: str, tensor: torch.Tensor) -> None:
+        from safetensors.torch import save
+
+        data = save({self.tensor: tensor.contiguous()}, metadata=self._meta(audio_sha))
+        with atomic_file(self.path(audio_sha), "wb") as f:
+            f.write(data)
+
+
+class CodesCache(TensorCache):
+    """Get and put codes by audio hash, for one codec."""
+
+    def get(self, audio_sha: str, num_codebooks: int, codebook_size: int) -> torch.Tensor | None:
+        """The cached codes (K, F) int16, or None when absent, made from something else, or damaged."""
+        codes = self.read(audio_sha)
         ok = (
-            codes.dtype == torch.int16
+            codes is not None
+            and codes.dtype == torch.int16
             and codes.ndim == 2
             and codes.shape[0] == num_codebooks
             and codes.shape[1] > 0
@@ -75,9 +98,5 @@ class CodesCache:
 
     def put(self, audio_sha: str, codes: torch.Tensor) -> torch.Tensor:
         """Store ``codes`` (K, F) atomically and return them."""
-        from safetensors.torch import save
-
-        data = save({"codes": codes.to(torch.int16).contiguous()}, metadata=self._meta(audio_sha))
-        with atomic_file(self.path(audio_sha), "wb") as f:
-            f.write(data)
+        self.write(audio_sha, codes.to(torch.int16))
         return codes

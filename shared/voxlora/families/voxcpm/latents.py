@@ -14,14 +14,11 @@ stored in the metadata and checked on every read, so a stale or damaged entry is
 
 import hashlib
 import json
-import logging
-from pathlib import Path
 
 import torch
 
-from voxlora.atomic import atomic_file
+from voxlora.codes_cache import TensorCache
 
-log = logging.getLogger("voxlora")
 FORMAT = "voxlora-voxcpm-latents-1:mono-float32:right-pad-patch"
 
 
@@ -53,37 +50,18 @@ def encode(vae, samples, patch_size: int, left_pad: bool = False) -> torch.Tenso
     return z[0].transpose(0, 1).reshape(-1, patch_size, d).to("cpu", torch.float32)  # (T, P, D)
 
 
-class LatentCache:
+class LatentCache(TensorCache):
     """Get and put one AudioVAE's latents by audio hash."""
 
-    def __init__(self, folder, vae_id: str):
-        self.folder = Path(folder)
-        self.vae_id = vae_id
-
-    def _meta(self, audio_sha: str) -> dict:
-        return {"audio_sha256": audio_sha, "codec": self.vae_id, "format": FORMAT}
-
-    def path(self, audio_sha: str) -> Path:
-        key = hashlib.sha256(json.dumps(self._meta(audio_sha), sort_keys=True).encode()).hexdigest()
-        return self.folder / key[:2] / f"{key}.safetensors"
+    format = FORMAT
+    tensor = "latents"
 
     def get(self, audio_sha: str, patch_size: int, feat_dim: int) -> torch.Tensor | None:
         """The cached latents (T, P, D), or None when absent, made from something else, or damaged."""
-        from safetensors import safe_open
-
-        path = self.path(audio_sha)
-        if not path.is_file():
-            return None
-        try:
-            with safe_open(path, framework="pt") as f:
-                if f.metadata() != self._meta(audio_sha):
-                    return None
-                latents = f.get_tensor("latents")
-        except Exception as e:  # truncated or foreign file: encode again
-            log.debug("ignoring damaged cache entry %s: %s", path, e)
-            return None
+        latents = self.read(audio_sha)
         ok = (
-            latents.dtype == torch.float32
+            latents is not None
+            and latents.dtype == torch.float32
             and latents.shape[1:] == (patch_size, feat_dim)
             and latents.shape[0] > 0
             and bool(torch.isfinite(latents).all())
@@ -91,23 +69,5 @@ class LatentCache:
         return latents if ok else None
 
     def put(self, audio_sha: str, latents: torch.Tensor) -> torch.Tensor:
-        from safetensors.torch import save
-
-        data = save({"latents": latents.contiguous()}, metadata=self._meta(audio_sha))
-        with atomic_file(self.path(audio_sha), "wb") as f:
-            f.write(data)
+        self.write(audio_sha, latents)
         return latents
-
-
-def clip_latents(cache: LatentCache | None, vae, path, samples_fn, patch_size: int) -> torch.Tensor:
-    """The latents of the audio file ``path``: from ``cache``, or encoded from ``samples_fn()`` (mono
-    samples at the AudioVAE's rate) and stored."""
-    from voxlora.train.codes_cache import file_sha256
-
-    sha = file_sha256(path) if cache is not None else None
-    if cache is not None:
-        got = cache.get(sha, patch_size, int(vae.latent_dim))
-        if got is not None:
-            return got
-    latents = encode(vae, samples_fn(), patch_size)
-    return cache.put(sha, latents) if cache is not None else latents
