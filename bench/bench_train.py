@@ -230,9 +230,10 @@ def _worker(job: dict) -> dict:
     return {"step_s": times, "peak_mib": peak, "resident_mib": job["resident_mib"]}
 
 
-def _run_worker(job: dict) -> dict:
+def run_worker(job: dict, module: str = "bench.bench_train") -> dict:
+    """Run ``python -m MODULE --worker JOB`` in a fresh process (its own peak memory); its last line."""
     done = subprocess.run(
-        [sys.executable, "-m", "bench.bench_train", "--worker", json.dumps(job)],
+        [sys.executable, "-m", module, "--worker", json.dumps(job)],
         capture_output=True,
         text=True,
         cwd=Path(__file__).parent.parent,
@@ -297,7 +298,7 @@ def bench_train(workdir, sizes=("small", "mid"), fractions=(1 / 16, 1.0), thread
             for r in range(runs):  # interleaved, the order rotating
                 order = sides[r % len(sides) :] + sides[: r % len(sides)]
                 for side in order:
-                    results[side].append(_run_worker({**job, "side": side}))
+                    results[side].append(run_worker({**job, "side": side}))
                 rates.append(matmul_rate())
             mean_text = [sum(texts) / len(texts)] * batch
             flops = step_flops(config, mean_text, frames, decoder_frames(frames, fraction), lora)

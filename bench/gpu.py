@@ -28,12 +28,11 @@ import argparse
 import datetime
 import json
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-from bench.bench_train import ALPHA, RANK, TARGETS, adapted_modules, make_clips, step_flops
+from bench.bench_train import ALPHA, RANK, TARGETS, adapted_modules, make_clips, run_worker, step_flops
 from bench.table import RESULTS, markdown
 
 WORK = Path(__file__).parent / "work"
@@ -208,18 +207,6 @@ def _reference_step(model, processor, optimizer, clips, fraction, device) -> Non
     optimizer.zero_grad(set_to_none=True)
 
 
-def _run_worker(job: dict) -> dict:
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.gpu", "--worker", json.dumps(job)],
-        capture_output=True,
-        text=True,
-        cwd=Path(__file__).parent.parent,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"{job['side']} worker failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
 # ---------------------------------------------------------------- synth
 
 
@@ -303,7 +290,7 @@ def run_benchmark(workdir: Path, smoke: bool) -> tuple[list[dict], dict]:
         for side in ("voxlora", "reference"):
             # the smoke run stays in this process (seconds, not a torch import per run)
             one = {**job, "side": side, "profile": side == "voxlora" and fraction == 1.0}
-            result = _worker(one) if smoke else _run_worker(one)
+            result = _worker(one) if smoke else run_worker(one, module="bench.gpu")
             step_s = statistics.median(result["step_s"])
             rows.append({
                 "trainer": side, "fraction": fraction, "batch": p["batch"], "dtype": dtype, "step_s": step_s,
