@@ -20,18 +20,10 @@ from pathlib import Path
 import torch
 
 from voxlora.atomic import atomic_file
+from voxlora.filehash import file_sha256  # noqa: F401 - re-exported: the families hash clips with it
 
 log = logging.getLogger("voxlora")
 FORMAT = "voxlora-codes-1:mono-float32:audresample"  # bump when the way audio becomes codes changes
-
-
-def file_sha256(path) -> str:
-    """sha256 of a file's bytes, read in 1 MiB blocks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 class TensorCache:

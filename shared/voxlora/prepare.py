@@ -72,7 +72,8 @@ def check_clip(src: str, dest: str | None, config: PrepareConfig, known: dict | 
     """
     if dest is None:
         return (*_check_and_write(src, None, config)[:3], None)
-    from voxlora.prepare_journal import file_sha256, settings_key, whole_wav
+    from voxlora.filehash import file_sha256
+    from voxlora.prepare_journal import settings_key, whole_wav
 
     try:
         digest = file_sha256(src)

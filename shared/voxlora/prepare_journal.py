@@ -12,19 +12,10 @@ Hashing a file is much cheaper than decoding and resampling it. A changed source
 or a damaged output make the clip again. Lines cut short by a kill are skipped.
 """
 
-import hashlib
 import json
 from pathlib import Path
 
 JOURNAL = ".mkmanifest.jsonl"
-
-
-def file_sha256(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def settings_key(sample_rate: int | None, clean: dict | None = None) -> str:
