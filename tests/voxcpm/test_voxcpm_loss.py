@@ -38,7 +38,8 @@ def ours(model, records):
 @pytest.mark.parametrize("fixture", ["tiny_v1", "tiny_v2"])
 @pytest.mark.parametrize("with_ref", [False, True])
 def test_loss_equals_voxcpm_forward_on_its_packer_batch(request, fixture, with_ref):
-    from voxlora.families.voxcpm import train
+    from voxlora.families.voxcpm import draws, train
+    from voxlora.families.voxcpm.draws import clip_seeds
     from voxlora.families.voxcpm.load import load
     from voxlora.families.voxcpm.runtime import classes
 
@@ -60,14 +61,45 @@ def test_loss_equals_voxcpm_forward_on_its_packer_batch(request, fixture, with_r
         assert torch.equal(mine[key].long(), theirs[key].long()), key
     assert torch.allclose(mine["audio_feats"], theirs["audio_feats"], atol=1e-6)
 
-    _, got = train.losses(model, mine, seed=1234)
-    torch.manual_seed(1234)
-    want = model(
-        theirs["text_tokens"], theirs["text_mask"], theirs["audio_feats"], theirs["audio_mask"],
-        theirs["loss_mask"], theirs["position_ids"], theirs["labels"],
-    )  # fmt: skip
+    seeds = clip_seeds(1234, 0, range(len(records)))  # each clip's diffusion draws, as lora-train's
+    _, got = train.losses(model, mine, seeds=seeds)
+    with draws.per_clip(seeds, theirs, model):  # VoxCPM's own forward on its own batch, the same draws
+        want = model(
+            theirs["text_tokens"], theirs["text_mask"], theirs["audio_feats"], theirs["audio_mask"],
+            theirs["loss_mask"], theirs["position_ids"], theirs["labels"],
+        )  # fmt: skip
     for key in ("loss/diff", "loss/stop"):
         assert got[key].item() > 0
         assert abs(got[key].item() - want[key].item()) <= 1e-5, key
-    _, other = train.losses(model, mine, seed=99)  # the seed is what draws the diffusion time and noise
-    assert other["loss/diff"].item() != got["loss/diff"].item()
+    _, other = train.losses(model, mine, seeds=clip_seeds(99, 0, range(len(records))))
+    assert other["loss/diff"].item() != got["loss/diff"].item()  # the seeds draw the time and noise
+
+
+def test_a_clip_draws_the_same_in_any_micro_batch(tiny_v1):
+    """Loss sums of clips 0, 1, 2 in one batch == in batches [0] and [2, 1]: the draws are per clip."""
+    from voxlora.families.voxcpm import batch as packing
+    from voxlora.families.voxcpm import latents
+    from voxlora.families.voxcpm.data import VoxcpmBatch, voxcpm_loss
+    from voxlora.families.voxcpm.draws import clip_seeds
+    from voxlora.families.voxcpm.load import load
+
+    model = load(tiny_v1)
+    model.train()
+    items = [
+        {"text_ids": model.text_tokenizer(r["text"]),
+         "latents": latents.encode(model.audio_vae, r["samples"], model.config.patch_size)}
+        for r in RECORDS
+    ]  # fmt: skip
+
+    def sums(clips):
+        t = packing.collate([items[i] for i in clips])
+        n = int(t["loss_mask"].sum())
+        d, s = voxcpm_loss(model, VoxcpmBatch(t, n * 2, n, 0, clip_seeds(7, 1, clips)))
+        return d.item(), s.item()
+
+    state = torch.get_rng_state()
+    whole = sums([0, 1, 2])
+    parts = [sums([0]), sums([2, 1])]
+    assert torch.equal(torch.get_rng_state(), state)  # torch's own generator is left alone
+    for k in range(2):
+        assert whole[k] > 0 and abs(whole[k] - parts[0][k] - parts[1][k]) <= 1e-5 * whole[k], k

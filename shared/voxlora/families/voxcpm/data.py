@@ -15,7 +15,9 @@ import torch
 from voxlora.errors import VoxloraError
 from voxlora.families.base import PrepStats
 from voxlora.families.voxcpm import batch as packing
+from voxlora.families.voxcpm.draws import clip_seeds
 from voxlora.families.voxcpm.latents import LatentCache, encode
+from voxlora.families.voxcpm.train import losses
 
 
 @dataclass
@@ -42,26 +44,11 @@ class VoxcpmBatch:
     n_backbone: int  # diffusion targets: loss patches x patch size
     n_decoder: int  # stop targets: loss patches
     frames: int  # latent frames in the batch
-    seed: int = 0  # the diffusion draws of this micro-batch (`batch_seed`)
+    seeds: tuple[int, ...] = ()  # each clip's diffusion draws (`draws.clip_seeds`)
 
     def to(self, device) -> "VoxcpmBatch":
         moved = {k: v.to(device, non_blocking=True) for k, v in self.tensors.items()}
-        return VoxcpmBatch(moved, self.n_backbone, self.n_decoder, self.frames, self.seed)
-
-
-def batch_seed(seed: int, epoch: int, clips) -> int:
-    """The seed of one micro-batch's diffusion draws: its clips, the epoch and the run's seed alone.
-
-    So the same micro-batch draws the same time steps, noise and guidance drops on any rank of any
-    number of processes (N processes equal one with --grad-accum N), and a resumed run draws what
-    the uninterrupted one drew.
-    """
-    from voxlora.counter_hash import epoch_seed
-
-    h = epoch_seed(seed, epoch)
-    for c in torch.as_tensor(clips).tolist():
-        h = epoch_seed(h, int(c) + 1)
-    return h
+        return VoxcpmBatch(moved, self.n_backbone, self.n_decoder, self.frames, self.seeds)
 
 
 @dataclass
@@ -87,7 +74,7 @@ class Store:
         n = int(tensors["loss_mask"].sum())
         patch = self.clips[0].patch_size
         frames = int(self.frames[torch.as_tensor(indices)].sum())
-        return VoxcpmBatch(tensors, n * patch, max(n, 1), frames, batch_seed(seed, epoch, indices))
+        return VoxcpmBatch(tensors, n * patch, max(n, 1), frames, clip_seeds(seed, epoch, indices))
 
 
 def build_store(clips: list[Clip], frame_rate: float) -> Store:
@@ -101,21 +88,10 @@ def build_store(clips: list[Clip], frame_rate: float) -> Store:
 
 
 def voxcpm_loss(model, batch: VoxcpmBatch):
-    """(diffusion, stop) loss *sums* of VoxCPM's own training forward on ``batch``, its diffusion
-    draws from ``batch.seed`` (torch's generators are left as they were)."""
-    t = batch.tensors
-    device = t["text_tokens"].device
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        torch.manual_seed(batch.seed)
-        out = _forward(model, t)
-    return out["loss/diff"] * batch.n_backbone, out["loss/stop"] * batch.n_decoder
-
-
-def _forward(model, t):
-    return model(
-        t["text_tokens"], t["text_mask"], t["audio_feats"], t["audio_mask"],
-        t["loss_mask"], t["position_ids"], t["labels"],
-    )  # fmt: skip
+    """(diffusion, stop) loss *sums* of VoxCPM's own training forward on ``batch``, each clip's
+    diffusion draws from its own seed (`draws`), so a clip counts the same in any micro-batch."""
+    _, parts = losses(model, batch.tensors, seeds=batch.seeds)
+    return parts["loss/diff"] * batch.n_backbone, parts["loss/stop"] * batch.n_decoder
 
 
 def _latents(vae, cache: LatentCache, path, patch_size: int, where: str, stats) -> torch.Tensor:

@@ -8,9 +8,12 @@ voxlora's options map to VoxCPM's own ``LoRAConfig`` (the switches of its YAML `
 
 The loss is VoxCPM's own training forward (``VoxCPMModel.forward`` returns ``loss/diff`` and
 ``loss/stop``), summed with its trainer's default lambdas (1, 1). Its diffusion time, noise and
-classifier-free-guidance drop are drawn from torch's global generator: lora-train's checkpoints keep
-its state (bitwise resume); `losses` with a ``seed`` draws them from that seed alone (comparisons).
+classifier-free-guidance drop are drawn per clip (`draws`: from the run's seed, the epoch and the
+clip alone), so a clip draws the same in any micro-batch on any process and a resumed run draws what
+the uninterrupted one drew; LoRA dropout draws from torch's generator, which checkpoints keep.
 """
+
+import contextlib
 
 import torch
 
@@ -56,11 +59,14 @@ def lora_config(k, component: str = "all", targets=("attn",), r: int = 8, alpha:
     return k.lora_config(**fields)
 
 
-def losses(model, batch: dict, seed: int | None = None, progress: float = 0.0) -> tuple[torch.Tensor, dict]:
-    """(total loss, {"loss/diff", "loss/stop"}) of VoxCPM's training forward on ``batch`` (`batch.collate`)."""
-    with torch.random.fork_rng(devices=[]) if seed is not None else _nothing():
-        if seed is not None:
-            torch.manual_seed(seed)
+def losses(model, batch: dict, seeds=None, progress: float = 0.0) -> tuple[torch.Tensor, dict]:
+    """(total loss, {"loss/diff", "loss/stop"}) of VoxCPM's training forward on ``batch`` (`batch.collate`).
+
+    ``seeds``: one per clip, its diffusion draws (`draws.per_clip`); None: torch's global generator.
+    """
+    from voxlora.families.voxcpm import draws
+
+    with draws.per_clip(seeds, batch, model) if seeds is not None else contextlib.nullcontext():
         out = model(
             batch["text_tokens"],
             batch["text_mask"],
@@ -74,11 +80,3 @@ def losses(model, batch: dict, seed: int | None = None, progress: float = 0.0) -
     parts = {k: v for k, v in out.items() if k.startswith("loss/")}
     total = sum(v * LAMBDAS.get(k, 1.0) for k, v in parts.items())
     return total, parts
-
-
-class _nothing:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
