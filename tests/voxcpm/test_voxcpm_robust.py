@@ -1,21 +1,21 @@
 """VoxCPM through the trainer's crash safety, with the CSM tests' own machinery (`tests.robust`):
 SIGKILL at a random moment, or SIGTERM, then --resume is bitwise the uninterrupted run.
 
-A few seconds of training on the tiny VoxCPM; the killed runs are real processes, the reference and
-the resumed runs run in this process. ``--dropout`` makes torch's generator matter: the checkpoint
+A few seconds of training on the tiny VoxCPM; the SIGKILLed run is a real process, the others run
+in this process (SIGTERM sent to it inside a step, as `tests/robust/test_signals.py` does). ``--dropout`` makes torch's generator matter: the checkpoint
 must carry it (the diffusion draws are per clip, `voxlora.families.voxcpm.draws`).
 """
 
 import json
+import os
 import random
 import signal
 import time
 
 import pytest
-from voxlora.train import checkpoint
+from voxlora.train import checkpoint, progress
 
 from tests.robust.conftest import invoke, read_until_step, start
-from tests.robust.test_signals import STOPPED
 from tests.trainkit import make_manifest
 
 STEPS = 6
@@ -73,17 +73,20 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(job, tmp_path):
     resume_and_compare(job, out, newest, why)
 
 
-def test_sigterm_saves_a_checkpoint_and_resume_equals_an_uninterrupted_run(job, tmp_path):
+def test_sigterm_saves_a_checkpoint_and_resume_equals_an_uninterrupted_run(job, tmp_path, monkeypatch):
+    def step(bars, state):  # a real SIGTERM to this process, inside step 2 (as tests/robust sends it)
+        if state.step == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(progress.Bars, "step", step)
     out = tmp_path / "run"
-    proc = start(job[0](out), tmp_path / "err")
-    read_until_step(proc, 2)
-    proc.send_signal(signal.SIGTERM)
-    proc.stdout.read()
-    assert proc.wait(timeout=60) == 143
-    stopped = STOPPED.match((tmp_path / "err").read_text().splitlines()[-1])
-    assert stopped and stopped[1] == "SIGTERM", (tmp_path / "err").read_text()
-    step = int(stopped[2])
-    assert 2 <= step < STEPS and stopped[3] == str(checkpoint.step_dir(out, step))
-    assert checkpoint.checkpoints(out)[-1].name == f"step_{step:07d}"
+    stopped = invoke(job[0](out))
+    monkeypatch.undo()
+    assert stopped.exit_code == 143, stopped.output
+    assert stopped.stderr.splitlines()[-1] == (
+        f"lora-train: stopped by SIGTERM after step 2, saved {checkpoint.step_dir(out, 2)}; "
+        "to continue, run the same command with --resume"
+    )  # the step finished and was saved whole
+    assert checkpoint.checkpoints(out)[-1].name == "step_0000002"
     assert not (out / "lora_weights.safetensors").exists()
-    resume_and_compare(job, out, step, f"stopped after step {step}")
+    resume_and_compare(job, out, 2, "stopped after step 2")
