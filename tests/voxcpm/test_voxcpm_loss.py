@@ -35,7 +35,7 @@ def ours(model, records):
     return batch.collate(items)
 
 
-@pytest.mark.parametrize("fixture", ["tiny_v1", "tiny_v2"])
+@pytest.mark.parametrize("fixture", ["tiny_v1", "tiny_v15", "tiny_v2"])
 @pytest.mark.parametrize("with_ref", [False, True])
 def test_loss_equals_voxcpm_forward_on_its_packer_batch(request, fixture, with_ref):
     from voxlora.families.voxcpm import draws, train

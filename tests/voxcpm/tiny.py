@@ -7,10 +7,13 @@ seeded random weights, and the folder holds what the hub repos hold: config.json
 audiovae.safetensors) and a tokenizer (tokenizer.json, a character-level LlamaTokenizerFast).
 
     write_tiny_voxcpm(tmp_path / "v1", weights="bin")     # VoxCPM-0.5B: pytorch_model.bin + audiovae.pth
+    write_tiny_voxcpm(tmp_path / "v15", generation="1.5") # VoxCPM1.5: 44.1 kHz, patches of 4
     write_tiny_voxcpm(tmp_path / "v2", arch="voxcpm2")    # VoxCPM2: 16 kHz in, 48 kHz out
 
-Rates are scaled with the widths: the AudioVAE hops 80 samples (200 latent frames a second at
-16 kHz), so a 0.1 s clip is 20 frames, 10 patches of 2.
+Rates are scaled with the widths for 0.5B and 2: the AudioVAE hops 80 samples (200 latent frames a
+second at 16 kHz), so a 0.1 s clip is 20 frames, 10 patches of 2. VoxCPM1.5 keeps its real
+AudioVAE layout (`V15`: 44.1 kHz, encoder rates 2-3-6-7-7, a hop of 1764 samples, 25 latent frames
+a second, patches of 4 at 6.25 Hz), with tiny widths.
 """
 
 import json
@@ -19,6 +22,16 @@ from pathlib import Path
 
 HOP_RATES = [4, 4, 5]  # encoder: 80 samples a latent frame
 FEAT_DIM = 8  # latent_dim == feat_dim
+# What VoxCPM1.5's config.json sets otherwise than VoxCPM-0.5B (its "architecture" is "voxcpm" too),
+# as openbmb/VoxCPM1.5 ships it (mlx-audio's VoxCPM config and llama.cpp-omni's VoxCPM notes agree):
+# patch_size 4, audio_vae_config {sample_rate 44100, encoder_rates [2, 3, 6, 7, 7], decoder_rates
+# [7, 7, 6, 3, 2], decoder_dim 2048, latent_dim 64}, residual_lm 8 layers, encoder and DiT 8 layers.
+V15 = {
+    "patch_size": 4,
+    "sample_rate": 44100,
+    "encoder_rates": [2, 3, 6, 7, 7],
+    "decoder_rates": [7, 7, 6, 3, 2],
+}
 
 
 def _tokenizer():
@@ -37,8 +50,11 @@ def _tokenizer():
     ), len(vocab)
 
 
-def tiny_config(arch: str = "voxcpm"):
-    """A VoxCPM config object (VoxCPM's own pydantic class) with every width scaled down."""
+def tiny_config(arch: str = "voxcpm", generation: str | None = None):
+    """A VoxCPM config object (VoxCPM's own pydantic class) with every width scaled down.
+
+    ``generation`` "1.5": VoxCPM1.5's rates and patch size (`V15`) on the "voxcpm" architecture.
+    """
     from voxlora.families.voxcpm.runtime import classes
 
     k = classes(arch)
@@ -69,13 +85,17 @@ def tiny_config(arch: str = "voxcpm"):
         rope_theta=10000,
     )
     vae = dict(encoder_dim=4, encoder_rates=HOP_RATES, latent_dim=FEAT_DIM, decoder_dim=16)
+    patch = 2
     if arch == "voxcpm2":
         vae |= dict(decoder_dim=32, decoder_rates=[5, 4, 4, 3], out_sample_rate=48000, cond_dim=8)
+    elif generation == "1.5":
+        vae |= dict(decoder_dim=32, **{k: V15[k] for k in ("sample_rate", "encoder_rates", "decoder_rates")})
+        patch = V15["patch_size"]
     else:
         vae |= dict(decoder_rates=[5, 4, 4])
     return k.config(
         lm_config=lm,
-        patch_size=2,
+        patch_size=patch,
         feat_dim=FEAT_DIM,
         residual_lm_num_layers=1,
         scalar_quantization_latent_dim=16,
@@ -91,9 +111,11 @@ def tiny_config(arch: str = "voxcpm"):
 
 
 def write_tiny_voxcpm(
-    path, arch: str = "voxcpm", weights: str = "safetensors", vae: str = "pth", seed: int = 0
-) -> Path:
-    """A tiny VoxCPM folder. ``weights``: safetensors | bin; ``vae``: pth | safetensors."""
+    path, arch: str = "voxcpm", weights: str = "safetensors", vae: str = "pth", seed: int = 0,
+    generation: str | None = None,
+) -> Path:  # fmt: skip
+    """A tiny VoxCPM folder. ``weights``: safetensors | bin; ``vae``: pth | safetensors;
+    ``generation`` "1.5": VoxCPM1.5's layout (model.safetensors + audiovae.pth, as it ships)."""
     import torch
     from safetensors.torch import save_file
     from voxlora.families.voxcpm.runtime import classes, quiet
@@ -101,7 +123,7 @@ def write_tiny_voxcpm(
     k = classes(arch)
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    config = tiny_config(arch)
+    config = tiny_config(arch, generation)
     tokenizer, _ = _tokenizer()
     torch.manual_seed(seed)
     with quiet():
