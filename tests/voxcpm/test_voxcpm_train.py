@@ -148,5 +148,6 @@ def test_max_batch_frames_is_a_padded_size_budget(tiny_v1, manifest, tmp_path):
             batch = store.batch(micro)
             B, S = batch.tensors["text_tokens"].shape
             assert B * S <= budget and S == int(store.lengths[micro].max())
+            assert batch.lengths == tuple(store.lengths[micro].tolist())  # what the per-clip draws fill
             sizes.append(B)
     assert sum(sizes) == len(store) and max(sizes) > 1  # all clips, several to a batch

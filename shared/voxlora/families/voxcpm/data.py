@@ -15,7 +15,7 @@ import torch
 from voxlora.errors import VoxloraError
 from voxlora.families.base import PrepStats
 from voxlora.families.voxcpm import batch as packing
-from voxlora.families.voxcpm.draws import clip_seeds
+from voxlora.families.voxcpm.draws import clip_seeds, lengths_of
 from voxlora.families.voxcpm.latents import LatentCache, encode
 from voxlora.families.voxcpm.train import losses
 
@@ -45,10 +45,11 @@ class VoxcpmBatch:
     n_decoder: int  # stop targets: loss patches
     frames: int  # latent frames in the batch
     seeds: tuple[int, ...] = ()  # each clip's diffusion draws (`draws.clip_seeds`)
+    lengths: tuple[int, ...] = ()  # each clip's packed length (read here, not from the device)
 
     def to(self, device) -> "VoxcpmBatch":
         moved = {k: v.to(device, non_blocking=True) for k, v in self.tensors.items()}
-        return VoxcpmBatch(moved, self.n_backbone, self.n_decoder, self.frames, self.seeds)
+        return VoxcpmBatch(moved, self.n_backbone, self.n_decoder, self.frames, self.seeds, self.lengths)
 
 
 @dataclass
@@ -74,7 +75,8 @@ class Store:
         n = int(tensors["loss_mask"].sum())
         patch = self.clips[0].patch_size
         frames = int(self.frames[torch.as_tensor(indices)].sum())
-        return VoxcpmBatch(tensors, n * patch, max(n, 1), frames, clip_seeds(seed, epoch, indices))
+        seeds, lengths = clip_seeds(seed, epoch, indices), tuple(lengths_of(tensors))
+        return VoxcpmBatch(tensors, n * patch, max(n, 1), frames, seeds, lengths)
 
 
 def build_store(clips: list[Clip], frame_rate: float) -> Store:
@@ -90,7 +92,7 @@ def build_store(clips: list[Clip], frame_rate: float) -> Store:
 def voxcpm_loss(model, batch: VoxcpmBatch):
     """(diffusion, stop) loss *sums* of VoxCPM's own training forward on ``batch``, each clip's
     diffusion draws from its own seed (`draws`), so a clip counts the same in any micro-batch."""
-    _, parts = losses(model, batch.tensors, seeds=batch.seeds)
+    _, parts = losses(model, batch.tensors, seeds=batch.seeds, lengths=batch.lengths or None)
     return parts["loss/diff"] * batch.n_backbone, parts["loss/stop"] * batch.n_decoder
 
 

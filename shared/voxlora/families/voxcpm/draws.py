@@ -119,11 +119,13 @@ def _flow(model):
 
 
 @contextlib.contextmanager
-def per_clip(seeds, batch: dict, model):
+def per_clip(seeds, batch: dict, model, lengths=None):
     """Inside it, ``model``'s forward on ``batch`` (`batch.collate`'s tracks, or VoxCPM's packer's)
-    draws its diffusion noise per clip, from ``seeds`` (one a row)."""
+    draws its diffusion noise per clip, from ``seeds`` (one a row). ``lengths``: the rows' packed
+    lengths if known (`lengths_of` reads them off the batch: a wait for the device)."""
     _flow(model)
-    mode = PerClipDraws(seeds, lengths_of(batch), batch["text_mask"].shape[1])
+    lengths = lengths_of(batch) if lengths is None else list(lengths)
+    mode = PerClipDraws(seeds, lengths, batch["text_mask"].shape[1])
     token = _ACTIVE.set(mode)
     try:
         yield mode

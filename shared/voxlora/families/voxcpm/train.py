@@ -59,14 +59,15 @@ def lora_config(k, component: str = "all", targets=("attn",), r: int = 8, alpha:
     return k.lora_config(**fields)
 
 
-def losses(model, batch: dict, seeds=None, progress: float = 0.0) -> tuple[torch.Tensor, dict]:
+def losses(model, batch: dict, seeds=None, progress: float = 0.0, lengths=None) -> tuple[torch.Tensor, dict]:
     """(total loss, {"loss/diff", "loss/stop"}) of VoxCPM's training forward on ``batch`` (`batch.collate`).
 
-    ``seeds``: one per clip, its diffusion draws (`draws.per_clip`); None: torch's global generator.
+    ``seeds``: one per clip, its diffusion draws (`draws.per_clip`; ``lengths``: its clips' packed
+    lengths when known, else read off the batch); None: torch's global generator.
     """
     from voxlora.families.voxcpm import draws
 
-    with draws.per_clip(seeds, batch, model) if seeds is not None else contextlib.nullcontext():
+    with draws.per_clip(seeds, batch, model, lengths) if seeds is not None else contextlib.nullcontext():
         out = model(
             batch["text_tokens"],
             batch["text_mask"],
