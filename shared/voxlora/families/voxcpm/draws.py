@@ -20,8 +20,8 @@ not B x S is an error (the VoxCPM code changed), never a silent other draw.
 
 import contextlib
 import contextvars
-import types
 import weakref
+from types import MethodType
 
 import torch
 from torch.overrides import TorchFunctionMode
@@ -113,7 +113,7 @@ def _flow(model):
             raise VoxloraError("not a VoxCPM model: no feat_decoder (its flow-matching loss)")
         flow = found[0]
         if "compute_loss" not in vars(flow):  # a bound method: a deep copy binds its own copy
-            flow.compute_loss = types.MethodType(_compute_loss, flow)
+            flow.compute_loss = MethodType(_compute_loss, flow)
         _FLOWS[model] = flow
     return flow
 
