@@ -103,3 +103,16 @@ def test_a_clip_draws_the_same_in_any_micro_batch(tiny_v1):
     assert torch.equal(torch.get_rng_state(), state)  # torch's own generator is left alone
     for k in range(2):
         assert whole[k] > 0 and abs(whole[k] - parts[0][k] - parts[1][k]) <= 1e-5 * whole[k], k
+
+
+def test_per_clip_draws_fill_each_clips_rows_and_refuse_any_other_shape():
+    from voxlora.errors import VoxloraError
+    from voxlora.families.voxcpm.draws import PerClipDraws
+
+    with PerClipDraws([5, 6], [2, 3], 4):  # 2 clips of 2 and 3 positions, padded to 4: 8 rows
+        x = torch.randn(8, 3)
+        with pytest.raises(VoxloraError, match="not one row per position"):
+            torch.rand(5)
+    own = [torch.randn((n, 3), generator=torch.Generator().manual_seed(s)) for s, n in [(5, 2), (6, 3)]]
+    assert torch.equal(x[0:2], own[0]) and torch.equal(x[4:7], own[1])
+    assert not x[2:4].any() and not x[7:].any()  # padding draws nothing
