@@ -152,3 +152,47 @@ def leftovers(folder) -> list[str]:
     return sorted(
         str(p.relative_to(folder)) for p in Path(folder).rglob(".*") if ".tmp" in p.name or ".old-" in p.name
     )
+
+
+def failures(folder, source) -> list[tuple]:
+    """How each writer voxlora uses fails writing into ``folder`` when it is full: one
+    (writer, exception type, errno, file named, message) each, paths shown as <out> and <src>.
+
+    ``source``: a file of at least 1 MiB outside ``folder`` (copied in by the copying writers).
+    Run on a real full file system and on `full_disk`'s, the lists must be equal.
+    """
+    import shutil
+
+    import numpy as np
+    import safetensors.torch
+    import torch
+    from voxlora import audio
+    from voxlora.safetensors_stream import Stored, write_streaming
+
+    folder, source = Path(folder), Path(source)
+    big = b"x" * (1 << 20)
+    writers = {
+        "open().write": lambda out: open(out, "wb").write(big),  # noqa: SIM115 - the close is the test
+        "Path.write_text": lambda out: out.write_text(big.decode()),
+        "shutil.copyfile": lambda out: shutil.copyfile(source, out),
+        "safetensors save_file": lambda out: safetensors.torch.save_file({"w": torch.zeros(1 << 18)}, out),
+        "write_streaming (kernel copy)": lambda out: write_streaming(
+            out,
+            {"w": (torch.uint8, (1 << 20,))},
+            [("w", Stored(source, 0, 1 << 20, torch.uint8, (1 << 20,)))],
+        ),
+        "audio.write_wav": lambda out: audio.write_wav(out, np.zeros(1 << 19, dtype=np.float32), 24000),
+    }
+    seen = []
+    for name, write in writers.items():
+        out = folder / "out.bin"
+        try:
+            write(out)
+            seen.append((name, "no error"))
+        except Exception as e:  # noqa: BLE001 - what it raises is the finding
+            show = lambda text: str(text).replace(str(source), "<src>").replace(str(folder), "<out>")  # noqa: E731
+            seen.append((name, type(e).__name__, getattr(e, "errno", None), show(getattr(e, "filename", None)),
+                         show(e)))  # fmt: skip
+        for p in folder.iterdir():
+            p.unlink()
+    return seen

@@ -140,3 +140,42 @@ def test_a_full_disk_keeps_the_earlier_output_and_says_so_in_one_line(name, inpu
     assert "Traceback" not in failed.stderr and "internal error" not in failed.stderr
     assert snapshot(output) == before  # every earlier file, byte for byte; no new one
     assert leftovers(out) == []
+
+
+PROBE = """
+import json, os, sys
+import pytest
+from tests.diskfull import failures, full_disk
+real, simulated, source = sys.argv[1:4]
+with open(source, "wb") as f:
+    f.write(os.urandom(1 << 20))
+found = [failures(real, source)]
+patch = pytest.MonkeyPatch()
+full_disk(patch, where=simulated, free=64 << 10)
+found.append(failures(simulated, source))
+print(json.dumps(found))
+"""
+
+
+def test_the_simulated_full_disk_fails_as_a_real_one(tmp_path):
+    """Each writer on a real 64 KiB tmpfs (mounted in a user namespace) and on `full_disk`'s."""
+    import shutil
+    import subprocess
+    import sys
+
+    if shutil.which("unshare") is None or subprocess.run(["unshare", "-rm", "true"]).returncode != 0:
+        pytest.skip("no unshare -rm here (user namespaces) to mount a small tmpfs")
+    real, simulated = tmp_path / "real", tmp_path / "simulated"
+    real.mkdir(), simulated.mkdir()
+    mount = 'mount -t tmpfs -o size=64k tmpfs "$1" && shift && exec "$@"'
+    done = subprocess.run(
+        ["unshare", "-rm", "sh", "-c", mount, "sh", real, sys.executable, "-c", PROBE, real, simulated,
+         tmp_path / "source.bin"],  # fmt: skip
+        capture_output=True, text=True, cwd=Path(__file__).parents[2],
+    )  # fmt: skip
+    if done.returncode != 0 and "mount" in done.stderr:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    assert done.returncode == 0, done.stderr
+    on_real, on_simulated = json.loads(done.stdout)
+    assert len(on_real) == 6 and all(found[1] != "no error" for found in on_real)
+    assert on_simulated == on_real
