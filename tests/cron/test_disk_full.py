@@ -47,3 +47,12 @@ def test_a_full_disk_writing_the_adapter_is_one_line_and_cleaned(tiny_csm, corpu
     )
     assert hidden(out) == [] and not (out / "adapter_model.safetensors").exists()
     assert checkpoint.read_checkpoint(out / "step_0000002")[0]["step"] == 2
+
+
+def test_a_full_disk_writing_the_metrics_is_one_line(tiny_csm, corpus, tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    full_disk(monkeypatch, where=f"{out}/metrics.jsonl")
+    result = invoke(train_args(tiny_csm, corpus, out, "--max-steps", 2))
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[-1] == f"Error: {out}/metrics.jsonl: No space left on device"
+    assert hidden(out) == [] and not (out / "adapter_model.safetensors").exists()
