@@ -26,9 +26,8 @@ from pathlib import Path
 TEMPORARY = re.compile(r"^\.(?P<name>.+)\.[a-z0-9_]+\.tmp$")  # tempfile's random part, then .tmp
 MOVED_ASIDE = re.compile(r"^\.(?P<name>.+)\.old-\d+$")
 SPACE_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})  # the output does not fit
-_RUST_OS_ERROR = re.compile(
-    r"\(os error (\d+)\)"
-)  # safetensors: "I/O error: No space left ... (os error 28)"
+# safetensors' Rust writer: "Error while serializing: I/O error: No space left on device (os error 28)"
+_RUST_OS_ERROR = re.compile(r"\(os error (\d+)\)")
 log = logging.getLogger("voxlora")
 
 

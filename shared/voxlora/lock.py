@@ -88,10 +88,10 @@ def output_lock(folder, command: str):
             if os.path.samestat(os.fstat(fd), os.stat(path)):
                 os.unlink(path)
         os.close(fd)
-        for folder in path.parents if made is not None else ():  # a failed command made nothing in them
+        for parent in path.parents if made is not None else ():  # made for the lock, left empty: removed
             with contextlib.suppress(OSError):
-                folder.rmdir()
-            if folder == made:
+                parent.rmdir()
+            if parent == made:
                 break
 
 
