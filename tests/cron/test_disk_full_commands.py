@@ -163,7 +163,10 @@ def test_the_simulated_full_disk_fails_as_a_real_one(tmp_path):
     import subprocess
     import sys
 
-    if shutil.which("unshare") is None or subprocess.run(["unshare", "-rm", "true"]).returncode != 0:
+    if (
+        shutil.which("unshare") is None
+        or subprocess.run(["unshare", "-rm", "true"], capture_output=True).returncode != 0
+    ):
         pytest.skip("no unshare -rm here (user namespaces) to mount a small tmpfs")
     real, simulated = tmp_path / "real", tmp_path / "simulated"
     real.mkdir(), simulated.mkdir()
