@@ -16,6 +16,10 @@ any long work (and before anything is written), and every single-file output cal
         Writes ``kind``'s marker into ``folder`` (a command's temporary folder before the atomic
         swap, or its output folder): what recognises "written by this command" next time.
 
+    made_dir(folder, kind)   (a context manager)
+        Makes and marks ``folder`` for the block; a failure before anything else was written
+        there removes what it made (hf-fetch offline leaves no empty folder).
+
     check_file(path, kind, inputs=(), overwrite=False) -> Path
         Refuses a single-file output that is an input, a folder, or an existing file not of its
         kind (a `.safetensors` where a WAV goes) unless ``overwrite``.
