@@ -8,6 +8,7 @@ import click
 from click.core import ParameterSource
 from voxlora.adapter_base import allow_other_base_option
 from voxlora.clikit import CONTEXT, common_options, emit, overwrite_option, run, show_progress
+from voxlora.codec_option import codec_option
 from voxlora.config_file import config_option
 from voxlora.lock import holding_for_children, output_lock
 from voxlora.lora_options import FLAGS as LORA_FLAGS
@@ -80,6 +81,7 @@ def choice(name: str, **kwargs):
 @opt("--wandb", metavar="PROJECT", help="Also log the metrics to this Weights & Biases project (needs wandb).")
 @overwrite_option
 @allow_other_base_option
+@codec_option
 @click.option("--reference", type=click.Choice(["auto", "none"]), default=D.reference, show_default=True,
               help="Higgs: pair each target with another clip of its speaker as the voice reference (auto).")
 @opt("--text-loss", is_flag=True, help="Higgs: add the text head's loss (the model's text_lm_head).")

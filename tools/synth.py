@@ -7,6 +7,7 @@ import click
 from voxlora.adapter_base import allow_other_base_option
 from voxlora.backends import BACKENDS
 from voxlora.clikit import command, common_options, emit, overwrite_option, run, show_progress
+from voxlora.codec_option import codec_option
 from voxlora.config_file import config_option
 from voxlora.errors import VoxloraError
 from voxlora.synth.config import SynthConfig
@@ -90,6 +91,7 @@ base model once and each adapter once.
 )
 @overwrite_option
 @allow_other_base_option
+@codec_option
 @config_option()
 @common_options
 def cli(text, contexts, context_texts, output, out_dir, strict, overwrite, **options):

@@ -25,7 +25,7 @@ allow_other_base_option = click.option(
 )
 
 
-def recorded_fingerprint(adapter) -> str | None:
+def recorded_fingerprint(adapter, key: str = "base_fingerprint") -> str | None:
     """The base fingerprint an adapter records: from an `Adapter`, or its folder's voxlora.json."""
     meta = getattr(adapter, "meta", None)
     if meta is None:
@@ -35,15 +35,17 @@ def recorded_fingerprint(adapter) -> str | None:
             meta = json.loads(sidecar.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
-    return meta.get("base_fingerprint") if isinstance(meta, dict) else None
+    return meta.get(key) if isinstance(meta, dict) else None
 
 
-def check_base(adapter, where, model, base_fingerprint, allow: bool = False) -> None:
+def check_base(adapter, where, model, base_fingerprint, allow: bool = False, model_fingerprint=None) -> None:
     """Refuse (or, with ``allow``, warn about) ``adapter`` when it was made for another base.
 
     ``adapter``: an `Adapter` or an adapter folder; ``where``: how to name it in the message;
     ``model``: how to name the base; ``base_fingerprint``: `voxlora.adapter.base_fingerprint(folder)`,
-    or a function returning it (called only when the adapter records a fingerprint).
+    or a function returning it (called only when the adapter records a fingerprint);
+    ``model_fingerprint``: `voxlora.adapter.model_fingerprint(folder)` (or a function), which the
+    adapter's recorded ``base_model_fingerprint`` may match instead (the same model, codec left out).
     """
     theirs = recorded_fingerprint(adapter)
     if not theirs:
@@ -52,6 +54,11 @@ def check_base(adapter, where, model, base_fingerprint, allow: bool = False) -> 
         base_fingerprint = base_fingerprint()
     if theirs == base_fingerprint:
         return
+    # the same model in another layout (sesame/csm-1b and csm-1b-mlx): equal without the codec
+    their_model = recorded_fingerprint(adapter, "base_model_fingerprint")
+    if their_model and model_fingerprint is not None:
+        if their_model == (model_fingerprint() if callable(model_fingerprint) else model_fingerprint):
+            return
     said = f"{where}: made for another model (base fingerprint {theirs}, {model} has {base_fingerprint})"
     if not allow:
         raise VoxloraError(f"{said}; add --allow-other-base to apply it anyway")
