@@ -133,7 +133,7 @@ def fresh_adapter(
     base_model: str | None,
     fingerprint: str | None,
     backend: str,
-    model_fingerprint: str | None = None,
+    identity: tuple[str, str] | None = None,
 ) -> Adapter:
     """A new adapter with voxlora.json's meta; the one place both backends make one.
 
@@ -149,7 +149,7 @@ def fresh_adapter(
     meta = {
         "base_model": base_model,
         "base_fingerprint": fingerprint,
-        **({"base_model_fingerprint": model_fingerprint} if model_fingerprint else {}),
+        **({"base_layout": identity[0], "base_model_fingerprint": identity[1]} if identity else {}),
         "backend": backend,
         "created_with": {"voxlora": __version__, "settings": settings.to_dict(), "seed": seed},
     }
@@ -362,3 +362,10 @@ def model_fingerprint(model) -> str:
 
     kind = families.resolve(model_dir(model))
     return fingerprint({n: s for n, s in tensor_shapes(model).items() if not kind.is_codec(n)})
+
+
+def base_identity(model) -> tuple[str, str]:
+    """(the folder's layout, `model_fingerprint`): what an adapter made on another layout is checked by."""
+    from voxlora.families.files import layout
+
+    return layout(model), model_fingerprint(model)

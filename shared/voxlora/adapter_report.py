@@ -12,6 +12,7 @@ from pathlib import Path
 
 from voxlora import families, lora, targets
 from voxlora.adapter import Adapter, check_against_base, fingerprint, read_adapter, with_base_names
+from voxlora.adapter_base import other_layout_same_model
 from voxlora.errors import VoxloraError
 
 
@@ -84,12 +85,12 @@ def report(path, model=None, family: str | None = None) -> dict:
                 out["problems"] = check_against_base(with_base_names(adapter, shapes, kind), shapes)
                 recorded = adapter.meta.get("base_fingerprint")
                 out["layout"] = layout(base)
-                same_model = adapter.meta.get("base_model_fingerprint") == fingerprint(
-                    {n: s for n, s in stored.items() if not kind.is_codec(n)}
+                identity = (
+                    out["layout"],
+                    fingerprint({n: s for n, s in stored.items() if not kind.is_codec(n)}),
                 )
-                out["fingerprint_match"] = (
-                    None if recorded is None else (recorded == fingerprint(stored) or same_model)
-                )
+                same = recorded == fingerprint(stored) or other_layout_same_model(adapter, identity)
+                out["fingerprint_match"] = None if recorded is None else same
     norms = [
         {"module": m, "norm": lora.delta_norm(A, B, adapter.scaling)}
         for m, (A, B) in sorted(adapter.lora.items(), key=lambda kv: kind.module_order(kv[0]))

@@ -50,20 +50,18 @@ def new_adapter_for(base, settings, seed: int = 0, base_model: str | None = None
             base_model = base_name(base)
     selection = targets.select(shapes, settings)
     trained = {name: tensor(name).detach().to(torch.float32).clone() for name in selection.trained}
-    fingerprint, model_fp = fingerprints(fingerprint_of)
-    return fresh_adapter(
-        selection.lora, trained, settings, seed, base_model, fingerprint, "torch", model_fingerprint=model_fp
-    )
+    fingerprint, identity = fingerprints(fingerprint_of)
+    return fresh_adapter(selection.lora, trained, settings, seed, base_model, fingerprint, "torch", identity)
 
 
-def fingerprints(model) -> tuple[str | None, str | None]:
-    """(`adapter.base_fingerprint`, `adapter.model_fingerprint`) of a model folder; None where unreadable."""
+def fingerprints(model) -> tuple[str | None, tuple[str, str] | None]:
+    """(`adapter.base_fingerprint`, `adapter.base_identity`) of a model folder; None where unreadable."""
     if model is None:
         return None, None
-    from voxlora.adapter import base_fingerprint, model_fingerprint
+    from voxlora.adapter import base_fingerprint, base_identity
 
     try:
-        return base_fingerprint(model), model_fingerprint(model)
+        return base_fingerprint(model), base_identity(model)
     except VoxloraError:
         return None, None
 

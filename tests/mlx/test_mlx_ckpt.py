@@ -127,6 +127,7 @@ def test_lora_init_makes_the_same_adapter_on_both_layouts(tiny_csm, ckpt, tmp_pa
     for name, t in a.trained.items():  # embeddings copied from ckpt.safetensors' own tables
         assert torch.equal(t, b.trained[name]), name
     assert a.meta["base_model_fingerprint"] == b.meta["base_model_fingerprint"]
+    assert (a.meta["base_layout"], b.meta["base_layout"]) == ("csm-1b-mlx", "transformers")
 
 
 def test_lora_inspect_reports_fit_and_share_against_a_ckpt_base(tiny_csm, ckpt, adapter):
@@ -182,13 +183,20 @@ def test_lora_merge_refuses_a_trained_audio_table(tiny_csm, ckpt_with_config, tm
 
 @pytest.mark.parametrize("backend", ["mlx", "torch"])
 def test_synth_on_the_merged_ckpt_is_synth_with_base_and_adapter(
-    tiny_csm, adapter, merged, backend, tmp_path
+    tiny_csm, ckpt_with_config, adapter, merged, backend, tmp_path
 ):
     common = ["--backend", backend, "--max-seconds", "0.24", "--temperature", "0", "Hello there."]
-    a = run(synth, "--model", merged, "--codec", tiny_csm, *common, "-o", tmp_path / "merged.wav")
-    b = run(synth, "--model", tiny_csm, "--adapter", adapter, *common, "-o", tmp_path / "direct.wav")
-    assert a.exit_code == 0 and b.exit_code == 0, a.output + b.output
-    assert (tmp_path / "merged.wav").read_bytes() == (tmp_path / "direct.wav").read_bytes()
+    runs = {
+        "merged": ["--model", merged, "--codec", tiny_csm],
+        "direct": ["--model", tiny_csm, "--adapter", adapter],
+        # the sesame-made adapter on the csm-1b-mlx base: no --allow-other-base needed
+        "ckpt": ["--model", ckpt_with_config, "--codec", tiny_csm, "--adapter", adapter],
+    }
+    for name, args in runs.items():
+        result = run(synth, *args, *common, "-o", tmp_path / f"{name}.wav")
+        assert result.exit_code == 0, result.output
+    wav = {name: (tmp_path / f"{name}.wav").read_bytes() for name in runs}
+    assert wav["merged"] == wav["direct"] == wav["ckpt"]
 
 
 @pytest.mark.parametrize("backend", ["mlx", "torch"])
@@ -224,6 +232,7 @@ def test_lora_train_on_a_ckpt_trains_what_the_sesame_base_trains(tiny_csm, ckpt,
         moved = max(moved, float(B.abs().max()))
     assert moved > 1e-4  # it did train
     assert a.meta["base_model_fingerprint"] == b.meta["base_model_fingerprint"]
+    assert (a.meta["base_layout"], b.meta["base_layout"]) == ("csm-1b-mlx", "transformers")
 
 
 def test_lora_train_without_codec_is_one_line(ckpt, manifest, tmp_path):

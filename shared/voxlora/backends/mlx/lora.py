@@ -179,10 +179,8 @@ def new_adapter(bundle, settings, seed: int = 0, base_model: str | None = None) 
     params = dict(tree_flatten(bundle.model.parameters()))
     trained = {name: _torch(params[to_mlx_name(name)]) for name in selection.trained}
     base_model = base_model or str(bundle.path.resolve())
-    fingerprint, model_fp = fingerprints(bundle.path)
-    return fresh_adapter(
-        selection.lora, trained, settings, seed, base_model, fingerprint, "mlx", model_fingerprint=model_fp
-    )
+    fingerprint, identity = fingerprints(bundle.path)
+    return fresh_adapter(selection.lora, trained, settings, seed, base_model, fingerprint, "mlx", identity)
 
 
 def load_adapter_into(model, path, trainable: bool = False):
