@@ -241,3 +241,12 @@ def test_lora_train_without_codec_is_one_line(ckpt, manifest, tmp_path):
     )
     assert result.exit_code == 1 and CODEC_MISSING.format("lora-train") in result.stderr
     assert result.stderr.count("\n") == 1
+
+
+def test_lora_train_dry_run_on_a_ckpt_estimates_what_the_sesame_base_does(tiny_csm, ckpt, manifest, tmp_path):
+    records = []
+    for base in (["--model", ckpt, "--codec", tiny_csm], ["--model", tiny_csm]):
+        result = run(lora_train, *base, "--manifest", manifest, "-o", tmp_path / "run", "--dry-run")
+        assert result.exit_code == 0, result.output
+        records.append({k: v for k, v in json.loads(result.stdout).items() if k != "model"})
+    assert records[0] == records[1]

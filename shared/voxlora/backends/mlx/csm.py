@@ -4,9 +4,11 @@ Two checkpoint layouts load into the same `SesameModel` (``mlx_audio.tts.models.
 
 * **sesame/csm-1b** (transformers): ``config.json`` + ``model.safetensors``, names such as
   ``backbone_model.layers.0.self_attn.q_proj.weight``. Renamed once at load (`HF_TO_MLX`).
-* **csm-1b-mlx**: ``ckpt.safetensors`` with Sesame's original names (``backbone.layers.0.attn.q_proj
-  .weight``, ``mlp.w1``, ``sa_norm.scale``), renamed by mlx-audio's own ``Model.sanitize``. Such a
-  folder has no config: ``config.json`` is read if present, else CSM-1B's (transformers' defaults).
+* **csm-1b-mlx** (senstella/csm-1b-mlx): ``ckpt.safetensors`` alone, in csm-mlx's names (mlx-audio's
+  ``SesameModel`` names) or Sesame's original ones (``attn.q_proj``, ``mlp.w1``, ``sa_norm.scale``),
+  both renamed by mlx-audio's own ``Model.sanitize`` (`voxlora.families.csm.mlx_layout`). Such a
+  folder has no config or codec: its config.json is read if present, else the ``codec_folder``'s
+  (``--codec``), else CSM-1B's (transformers' defaults); Mimi comes from ``codec_folder``.
 
 The model computes in transformers' convention: rotary embeddings rotate *halves* of each head
 (``rotate_half``) instead of mlx-audio's interleaved pairs, so transformers' weights and peft

@@ -129,9 +129,12 @@ def stored_names(stored) -> dict:
     return out
 
 
-def read_config(folder) -> dict:
-    """The folder's config.json (transformers' CSM config) when it has one, else CSM-1B's."""
+def read_config(folder, codec_folder=None) -> dict:
+    """The folder's config.json (transformers' CSM config) when it has one, else ``codec_folder``'s
+    (``--codec``, when given), else CSM-1B's."""
     path = Path(folder) / "config.json"
+    if not path.is_file() and codec_folder is not None:
+        path = Path(codec_folder) / "config.json"
     if path.is_file():
         config = json.loads(path.read_text(encoding="utf-8"))
         if isinstance(config, dict) and "depth_decoder_config" in config:
