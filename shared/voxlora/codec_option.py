@@ -7,9 +7,13 @@ with the same codec. Other layouts of the codec (kyutai/mimi, moshi's checkpoint
 tokenizer, so they are not accepted. Only the commands that encode or decode audio need it.
 """
 
+import logging
+
 import click
 
 from voxlora.errors import VoxloraError
+
+log = logging.getLogger("voxlora")
 
 codec_option = click.option(
     "--codec",
@@ -31,10 +35,12 @@ def require_codec(model, codec, command: str) -> None:
 
 def codec_folder(model, codec, command: str):
     """The folder giving codec and processor: ``codec`` for a csm-1b-mlx ``model`` (required), else
-    None (the model's own folder has them; ``--codec`` beside such a model is not needed, and ignored)."""
+    None (the model's own folder has them; ``--codec`` beside such a model is ignored, with a warning)."""
     from voxlora.modelfolder import is_mlx_ckpt, model_dir
 
     if not is_mlx_ckpt(model_dir(model)):
+        if codec is not None:
+            log.warning("--codec %s: not used, %s has its own codec and tokenizer", codec, model)
         return None
     require_codec(model, codec, command)
     return model_dir(codec)

@@ -61,9 +61,13 @@ def fingerprints(model) -> tuple[str | None, tuple[str, str] | None]:
     from voxlora.adapter import base_fingerprint, base_identity
 
     try:
-        return base_fingerprint(model), base_identity(model)
+        fingerprint = base_fingerprint(model)
     except VoxloraError:
         return None, None
+    try:
+        return fingerprint, base_identity(model)
+    except VoxloraError:  # a folder of no known family: no layout to record
+        return fingerprint, None
 
 
 def _checkpoint_reader(folder):
