@@ -250,3 +250,25 @@ def test_lora_train_dry_run_on_a_ckpt_estimates_what_the_sesame_base_does(tiny_c
         assert result.exit_code == 0, result.output
         records.append({k: v for k, v in json.loads(result.stdout).items() if k != "model"})
     assert records[0] == records[1]
+
+
+def test_a_hub_id_in_the_cache_is_found_as_a_csm_1b_mlx_model(ckpt, monkeypatch, tmp_path):
+    """senstella/csm-1b-mlx as the hub cache holds it (offline): ckpt.safetensors and a README, no config."""
+    import shutil
+
+    from huggingface_hub import constants
+    from voxlora import families
+    from voxlora.families.files import layout, tensor_shapes
+    from voxlora.modelfolder import model_dir
+
+    repo = tmp_path / "hub" / "models--senstella--csm-1b-mlx"
+    shutil.copytree(ckpt, repo / "snapshots" / "10c4a46")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("10c4a46")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    hub_id = "senstella/csm-1b-mlx"
+    assert families.resolve(model_dir(hub_id)).name == "csm"
+    assert layout(hub_id) == "csm-1b-mlx" and tensor_shapes(hub_id) == tensor_shapes(ckpt)
+    result = run(lora_init, "--model", hub_id, "--targets", "attn", "--dry-run")
+    assert result.exit_code == 0 and json.loads(result.stdout)["modules"] == 24, result.output
