@@ -119,13 +119,20 @@ def run(config: TrainConfig, settings=None, on_clip=None, on_step=None, stop=Non
     config = resolve(config)
     distributed.check_config(config, world)
     out = Path(config.out)
-    if config.resume and not checkpoint.checkpoints(out):  # the first night of a cron job: start the run
-        log.info("lora-train: --resume: no checkpoint in %s yet; starting a fresh run", out)
-        config.resume = False
-    aside = run_folder.claim(out, config) if world.is_main else None  # voxlora.outputs' rule for OUT
-    check_writable(out)
-    for leftover in checkpoint.clean_partial(out) if world.is_main else ():
-        log.info("removed %s (left by a killed run)", leftover)
+    # Rank 0 alone prepares OUT; the other ranks neither read nor write it until rank 0 is done: a
+    # rank probing OUT while rank 0 made it (or moved an earlier run aside) once removed it under it.
+    aside = None
+    if world.is_main:
+        if config.resume and not checkpoint.checkpoints(out):  # the first night of a cron job: start the run
+            log.info("lora-train: --resume: no checkpoint in %s yet; starting a fresh run", out)
+            config.resume = False
+        aside = run_folder.claim(out, config)  # voxlora.outputs' rule for OUT
+        check_writable(out)
+        for leftover in checkpoint.clean_partial(out):
+            log.info("removed %s (left by a killed run)", leftover)
+    config.resume = bool(
+        world.from_main(int(config.resume), "waiting for rank 0 to prepare the output folder")
+    )
 
     from voxlora.families.registry import for_model
     from voxlora.modelfolder import base_name, model_dir
