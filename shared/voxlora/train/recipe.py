@@ -88,11 +88,18 @@ def _no_speaker_names(name):
 def load_adapter_for(path, folder: Path, config: TrainConfig):
     """An adapter folder checked against the base: same fingerprint, every tensor fits."""
     from voxlora import targets
-    from voxlora.adapter import base_fingerprint, read_adapter, require_fits
+    from voxlora.adapter import base_fingerprint, base_identity, read_adapter, require_fits
     from voxlora.adapter_base import check_base
 
     adapter = read_adapter(path)
-    check_base(adapter, path, config.model, lambda: base_fingerprint(folder), allow=config.allow_other_base)
+    check_base(
+        adapter,
+        path,
+        config.model,
+        lambda: base_fingerprint(folder),
+        allow=config.allow_other_base,
+        identity=lambda: base_identity(folder),
+    )
     require_fits(adapter, targets.base_shapes(folder), str(path))
     return adapter
 
