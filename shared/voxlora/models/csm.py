@@ -61,10 +61,12 @@ class CsmBundle:
         return int(self.model.config.codec_config.sampling_rate)
 
 
-def load_csm(model, dtype: str = "fp32", device: str = "cpu") -> CsmBundle:
+def load_csm(model, dtype: str = "fp32", device: str = "cpu", attention: str = "sdpa") -> CsmBundle:
     """Load a CSM model and processor for the torch backend.
 
     The codec stays in fp32 whatever ``dtype`` is: Mimi's quantizer is not meant for half precision.
+    ``attention`` is transformers' ``attn_implementation`` for the whole model (sdpa, eager,
+    flash_attention_2: `voxlora.backends.torch.attention`), set explicitly, not left to its default.
     """
     from transformers import AutoProcessor, CsmForConditionalGeneration
 
@@ -73,7 +75,7 @@ def load_csm(model, dtype: str = "fp32", device: str = "cpu") -> CsmBundle:
     weight_files(folder)  # refuse pickle-only folders before transformers looks at them
     try:
         csm = CsmForConditionalGeneration.from_pretrained(
-            folder, dtype=torch_dtype(dtype), use_safetensors=True
+            folder, dtype=torch_dtype(dtype), use_safetensors=True, attn_implementation=attention
         )
         processor = AutoProcessor.from_pretrained(folder)
     except (OSError, ValueError) as e:
