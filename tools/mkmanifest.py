@@ -12,17 +12,10 @@ import sys
 from dataclasses import asdict
 
 import click
-from voxlora.clikit import (
-    command,
-    common_options,
-    emit,
-    overwrite_option,
-    run,
-    show_progress,
-    speakers_option,
-)
+from voxlora.clikit import command, common_options, emit, run, show_progress
 from voxlora.errors import VoxloraError
 from voxlora.lock import output_lock
+from voxlora.prepare_options import prepare_options
 from voxlora.rawdata_options import raw_data_options
 
 log = logging.getLogger("voxlora.mkmanifest")
@@ -45,40 +38,7 @@ clip at all is usable.
 
 @command(epilog=EPILOG)
 @click.argument("source", metavar="INPUT", type=click.Path(allow_dash=True))
-@click.option(
-    "--sample-rate", type=click.IntRange(min=1), metavar="HZ", help="Resample to HZ (needs --out-dir)."
-)
-@click.option(
-    "--out-dir",
-    type=click.Path(file_okay=False),
-    help="Write mono 16-bit WAVs here; the originals stay untouched.",
-)
-@click.option("--min-duration", type=click.FloatRange(min=0), metavar="SECONDS", help="Reject shorter clips.")
-@click.option("--max-duration", type=click.FloatRange(min=0), metavar="SECONDS", help="Reject longer clips.")
-@click.option(
-    "--speaker", type=click.IntRange(min=0), metavar="ID", help="Set this speaker id on every record."
-)
-@speakers_option
-@click.option(
-    "--rejects",
-    type=click.Path(dir_okay=False),
-    metavar="FILE",
-    help="Write each rejected input here (JSONL + reason).",
-)
-@click.option("--strict", is_flag=True, help="Stop with exit 1 at the first bad input.")
-@overwrite_option
-@click.option(
-    "--to",
-    "fmt",
-    type=click.Choice(["jsonl", "csm-mlx", "voxcpm", "chatml"]),
-    default="jsonl",
-    show_default=True,
-    help="Output layout: voxlora JSONL, csm-mlx's JSON list, VoxCPM's JSONL, or Higgs Audio's "
-    "ChatML voice-cloning records (a reference and a target clip of one speaker each).",
-)
-@click.option(
-    "-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True, help="Worker processes."
-)
+@prepare_options
 @raw_data_options
 @common_options
 def cli(

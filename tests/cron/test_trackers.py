@@ -67,10 +67,10 @@ def test_wandb_missing_is_one_line(tmp_path, monkeypatch):
 
 
 def test_the_steps_bar_shows_total_rate_and_eta():
-    from voxlora.cli.lora_train import _Bars
+    from voxlora.train.progress import Bars
 
     shown = io.StringIO()
-    bars = _Bars(True, file=shown)
+    bars = Bars(True, file=shown)
     bars.total(10, 2)  # a resumed run: 2 of 10 steps done
     for _ in range(3):
         time.sleep(0.01)

@@ -6,8 +6,7 @@ import re
 import signal
 
 import pytest
-from voxlora.cli import lora_train
-from voxlora.train import checkpoint
+from voxlora.train import checkpoint, progress
 from voxlora.train.signals import Interrupted, StopSignals, Terminated
 
 from tests.robust.conftest import adapter_bytes, invoke, read_until_step, start, train_args
@@ -71,7 +70,7 @@ def test_a_second_signal_during_training_names_the_newest_checkpoint(
             os.kill(os.getpid(), signum)  # the first: finish the step, save, stop
             os.kill(os.getpid(), signum)  # the second, at once
 
-    monkeypatch.setattr(lora_train._Bars, "step", step)
+    monkeypatch.setattr(progress.Bars, "step", step)
     out = tmp_path / "run"
     result = invoke(train_args(tiny_csm, corpus, out))
     assert result.exit_code == code, result.output

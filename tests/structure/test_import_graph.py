@@ -24,6 +24,7 @@ LAYERS = {
         "voxlora.prepare",
         "voxlora.recordings",
         "voxlora.rawdata_options",
+        "voxlora.prepare_options",
         "voxlora.hf",
         "voxlora.corpora",
         "voxlora.demo_corpus",
