@@ -20,4 +20,10 @@ def test_gpu_benchmark_smoke_writes_its_results(tmp_path):
         assert figure in text
     assert "## profile: training step" in text and "## profile: one generated frame" in text
     assert "host time in kernel launches" in text
-    assert "| voxlora | 1 |" in text and "| reference | 0.0625 |" in text  # both trainers, both amortisations
+    # both trainers, both amortisations, voxlora with --compile off and on
+    assert "| voxlora | False | 1 |" in text and "| voxlora | True | 1 |" in text
+    assert "| voxlora | False | 0.0625 |" in text and "| reference | False | 0.0625 |" in text
+    assert "amortisation 1, compile on | audio-s / s" in text
+    for compiled in ("off", "on"):  # host syncs counted from CUDA's own calls (n/a without a GPU)
+        section = text.split(f"## profile: training step (voxlora, amortisation 1, compile {compiled})")[1]
+        assert "host syncs (reads of the device) " in section.split("```")[0]

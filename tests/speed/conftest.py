@@ -24,9 +24,13 @@ def clips(tiny_csm, tmp_path_factory):
 
 @pytest.fixture
 def setup(tiny_csm, clips):
-    def make(attention: str | None = None, **overrides):
-        bundle = load_csm(tiny_csm, **({"attention": attention} if attention else {}))
-        config = resolve(TrainConfig(**{"out": "unused", "warmup_steps": 0, "batch_size": 2, **overrides}))
+    def make(attention: str | None = None, device: str = "cpu", **overrides):
+        bundle = load_csm(tiny_csm, device=device, **({"attention": attention} if attention else {}))
+        config = resolve(
+            TrainConfig(
+                **{"out": "unused", "warmup_steps": 0, "batch_size": 2, "device": device, **overrides}
+            )
+        )
         model, _ = make_trainable(bundle, new_adapter_for(tiny_csm, LoraSettings(), seed=0), config)
         return model, build_store(clips, bundle.config, 12.5), config
 
