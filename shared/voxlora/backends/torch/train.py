@@ -146,9 +146,8 @@ class TorchStepper:
     def update(self, lr: float) -> None:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        fused = self.optimizer.defaults.get("fused")
-        if fused and self.skip is not None:
-            self.optimizer.found_inf = self.skip  # skipped on the device when non-finite
+        if self.optimizer.defaults.get("fused"):
+            self.optimizer.found_inf = self.skip  # 1.0: skipped on the device (None: no check was made)
         elif self.skip is not None and bool(self.skip):  # no fused kernel here: one sync per step
             if self.scaler is not None:
                 self.scaler.update()
