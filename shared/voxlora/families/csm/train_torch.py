@@ -75,6 +75,7 @@ class TorchTraining(CsmData):
             source,
             dtype="fp32" if config.full else config.dtype,
             device=self.device,
+            codec=config.codec,
             attention=config.attention,
         )
         self.frame_rate = float(self.data.codec.config.frame_rate)
