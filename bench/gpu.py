@@ -172,16 +172,18 @@ def _worker(job: dict) -> dict:
                 cache_dir=job["cache"], backend="torch", device=device, dtype=job["dtype"],
                 compile=job.get("compile", False),
             )  # fmt: skip
-            if job.get("compile") and job.get("compile_backend"):
-                from voxlora.backends.torch import compile as compile_mod
+            from voxlora.backends.torch import compile as compile_mod
 
-                compile_mod.BACKEND = job["compile_backend"]
             settings = LoraSettings(rank=RANK, alpha=ALPHA, targets=TARGETS)
-            peak = {}
-            for _ in run(
-                config, settings, on_step=lambda s: (tick(s.step), peak.update(v=_peak_memory_mib()))
-            ):
-                pass
+            peak, backend = {}, compile_mod.BACKEND
+            compile_mod.BACKEND = job.get("compile_backend") or backend
+            try:
+                for _ in run(
+                    config, settings, on_step=lambda s: (tick(s.step), peak.update(v=_peak_memory_mib()))
+                ):
+                    pass
+            finally:
+                compile_mod.BACKEND = backend
         peak = peak["v"]
     else:
         import soundfile as sf
