@@ -116,3 +116,38 @@ def test_per_clip_draws_fill_each_clips_rows_and_refuse_any_other_shape():
     own = [torch.randn((n, 3), generator=torch.Generator().manual_seed(s)) for s, n in [(5, 2), (6, 3)]]
     assert torch.equal(x[0:2], own[0]) and torch.equal(x[4:7], own[1])
     assert not x[2:4].any() and not x[7:].any()  # padding draws nothing
+
+
+def test_the_loss_with_per_clip_draws_never_waits_for_the_device(tiny_v1, monkeypatch):
+    """Forward and backward read no tensor's value (the clips' lengths come with the batch)."""
+    from dataclasses import replace
+
+    from voxlora.families.voxcpm.data import Clip, build_store, voxcpm_loss
+    from voxlora.families.voxcpm.latents import encode
+    from voxlora.families.voxcpm.load import load
+
+    from tests.speed.syncs import counting_syncs
+
+    model = load(tiny_v1)
+    model.train()
+    p = model.config.patch_size
+    clips = [
+        Clip(
+            f"r{i}",
+            model.text_tokenizer(r["text"]),
+            encode(model.audio_vae, r["samples"], p).flatten(0, 1).T,
+            None,
+            p,
+        )
+        for i, r in enumerate(RECORDS)
+    ]
+    batch = build_store(clips, 200.0).batch([2, 0, 1], seed=3, epoch=1)  # host work, before
+    tolist = torch.Tensor.tolist
+    for lengths, expected in [(batch.lengths, []), ((), ["tolist"])]:  # without them: read off the batch
+        with counting_syncs(monkeypatch) as syncs:
+            monkeypatch.setattr(
+                torch.Tensor, "tolist", lambda t, c=syncs.calls: c.append("tolist") or tolist(t)
+            )
+            diffusion, stop = voxcpm_loss(model, replace(batch, lengths=lengths))
+            (diffusion + stop).backward()
+        assert syncs.calls == expected
