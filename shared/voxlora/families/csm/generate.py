@@ -122,7 +122,9 @@ class Sampler:
 
     def __call__(self, logits: torch.Tensor, generators: list) -> torch.Tensor:
         scores = logits.float()
-        scores = scores.index_fill(-1, self.suppress.to(scores.device), -math.inf)
+        if self.suppress.device != scores.device:  # moved once, not per call
+            self.suppress = self.suppress.to(scores.device)
+        scores = scores.index_fill(-1, self.suppress, -math.inf)
         if self.temperature == 0:
             return scores.argmax(-1)  # (B,)
         scores = scores / self.temperature
