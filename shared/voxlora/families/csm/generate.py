@@ -82,14 +82,11 @@ class KVCache:
 
 def _attention(q, k, v, mask, scale: float) -> torch.Tensor:
     """Grouped-query attention of ``q`` (B, heads, T, D) over the whole cache ``k``, ``v``
-    (B, kv_heads, S, D) where ``mask`` (B, 1, T, S) allows: eager attention's math, softmax in float32.
-    (Head h reads kv head h // (heads / kv_heads), as transformers' ``repeat_kv``.)"""
-    B, H, T, D = q.shape
-    q = q.view(B, k.shape[1], H // k.shape[1], T, D)  # (B, kv_heads, group, T, D)
-    scores = torch.matmul(q, k.unsqueeze(2).transpose(-1, -2)) * scale  # (B, kv_heads, group, T, S)
-    scores = scores.masked_fill(~mask.unsqueeze(2), -math.inf)
-    probs = F.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)
-    return torch.matmul(probs, v.unsqueeze(2)).view(B, H, T, D)
+    (B, kv_heads, S, D) where ``mask`` (B, 1, T, S) allows (head h reads kv head h // group, as
+    transformers' ``repeat_kv``). One SDPA call: fewer launches than eager attention's five ops,
+    and as fast on the CPU (measured on the mid-size CSM); eager-style math gave the same codes in
+    this module's tests."""
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale, enable_gqa=True)
 
 
 def _layers(stack, h, positions, cache: KVCache, mask) -> torch.Tensor:
