@@ -59,27 +59,26 @@ def cli(dataset, out_dir, config_name, speakers_file, **fields):
     kind = outputs.wav_folder("hf-fetch")  # never the dataset's own folder, never a folder of other files
     outputs.check_dir(out_dir, kind, [("the dataset's folder", dataset)] if Path(dataset).exists() else [])
     click.get_current_context().with_resource(output_lock(out_dir, "hf-fetch"))  # until the command ends
-    Path(out_dir).mkdir(parents=True, exist_ok=True)
-    outputs.mark_dir(out_dir, kind)
-    cfg = FetchConfig(dataset, out_dir, config=config_name, **fields)
-    speakers = SpeakerMap.load(speakers_file) if speakers_file else SpeakerMap()
-    tally = Tally()
-    records = fetch(cfg, speakers, tally)
-    if show_progress():
-        from tqdm import tqdm
+    with outputs.made_dir(out_dir, kind):  # a failure before any clip is written leaves no folder
+        cfg = FetchConfig(dataset, out_dir, config=config_name, **fields)
+        speakers = SpeakerMap.load(speakers_file) if speakers_file else SpeakerMap()
+        tally = Tally()
+        records = fetch(cfg, speakers, tally)
+        if show_progress():
+            from tqdm import tqdm
 
-        records = tqdm(records, desc="hf-fetch", unit="clip", total=cfg.limit)
-    try:
-        for record in records:
-            emit(record)
-    finally:
-        if speakers_file and len(speakers):
-            speakers.save(speakers_file)
-    if len(speakers):
-        log.info("%s", speakers.describe())
-    log.info("%s: %s", dataset, tally.summary())
-    if tally.kept == 0:  # no usable input at all
-        raise VoxloraError(f"{dataset}: no usable clip ({tally.summary()})")
+            records = tqdm(records, desc="hf-fetch", unit="clip", total=cfg.limit)
+        try:
+            for record in records:
+                emit(record)
+        finally:
+            if speakers_file and len(speakers):
+                speakers.save(speakers_file)
+        if len(speakers):
+            log.info("%s", speakers.describe())
+        log.info("%s: %s", dataset, tally.summary())
+        if tally.kept == 0:  # no usable input at all
+            raise VoxloraError(f"{dataset}: no usable clip ({tally.summary()})")
 
 
 main = run(cli)

@@ -51,14 +51,21 @@ def cli(model, adapter, output, dtype, family, allow_other_base):
     inputs = [("the base model's folder", model_dir(model)), ("the adapter folder", adapter)]
     outputs.check_dir(output, outputs.MERGED, inputs)  # before torch loads; merge_folder checks it again
 
-    from voxlora.adapter import base_fingerprint, read_adapter
+    from voxlora.adapter import base_fingerprint, base_identity, read_adapter
     from voxlora.adapter_base import check_base
     from voxlora.merge import merge_folder
     from voxlora.modelfolder import torch_dtype
 
     click.get_current_context().with_resource(output_lock(output, "lora-merge"))  # one writer
     loaded = read_adapter(adapter)
-    check_base(loaded, adapter, model, lambda: base_fingerprint(model_dir(model)), allow=allow_other_base)
+    check_base(
+        loaded,
+        adapter,
+        model,
+        lambda: base_fingerprint(model_dir(model)),
+        allow=allow_other_base,
+        identity=lambda: base_identity(model_dir(model)),
+    )
     summary = merge_folder(
         model, loaded, output, dtype=torch_dtype(dtype) if dtype else None, where=adapter, family=family
     )

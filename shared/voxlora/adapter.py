@@ -133,6 +133,7 @@ def fresh_adapter(
     base_model: str | None,
     fingerprint: str | None,
     backend: str,
+    identity: tuple[str, str] | None = None,
 ) -> Adapter:
     """A new adapter with voxlora.json's meta; the one place both backends make one.
 
@@ -148,6 +149,7 @@ def fresh_adapter(
     meta = {
         "base_model": base_model,
         "base_fingerprint": fingerprint,
+        **({"base_layout": identity[0], "base_model_fingerprint": identity[1]} if identity else {}),
         "backend": backend,
         "created_with": {"voxlora": __version__, "settings": settings.to_dict(), "seed": seed},
     }
@@ -344,8 +346,26 @@ def fingerprint(shapes: dict) -> str:
 
 
 def base_fingerprint(model) -> str:
-    """`fingerprint` of a model folder or hub id, from its safetensors headers (or tensor pickle)."""
-    from voxlora.families.files import tensor_files
-    from voxlora.safetensors_stream import shapes
+    """`fingerprint` of a model folder or hub id, from its safetensors headers (or tensor pickle);
+    a csm-1b-mlx folder's under transformers' names (`voxlora.families.files.tensor_shapes`)."""
+    from voxlora.families.files import tensor_shapes
 
-    return fingerprint(shapes(tensor_files(model)))
+    return fingerprint(tensor_shapes(model))
+
+
+def model_fingerprint(model) -> str:
+    """`fingerprint` of the model alone, its codec's tensors left out: the same for sesame/csm-1b and
+    its csm-1b-mlx copy (which has no codec), so an adapter made on one is known to fit the other."""
+    from voxlora import families
+    from voxlora.families.files import tensor_shapes
+    from voxlora.modelfolder import model_dir
+
+    kind = families.resolve(model_dir(model))
+    return fingerprint({n: s for n, s in tensor_shapes(model).items() if not kind.is_codec(n)})
+
+
+def base_identity(model) -> tuple[str, str]:
+    """(the folder's layout, `model_fingerprint`): what an adapter made on another layout is checked by."""
+    from voxlora.families.files import layout
+
+    return layout(model), model_fingerprint(model)

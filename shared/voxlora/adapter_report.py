@@ -12,6 +12,7 @@ from pathlib import Path
 
 from voxlora import families, lora, targets
 from voxlora.adapter import Adapter, check_against_base, fingerprint, read_adapter, with_base_names
+from voxlora.adapter_base import other_layout_same_model
 from voxlora.errors import VoxloraError
 
 
@@ -39,8 +40,7 @@ def report(path, model=None, family: str | None = None) -> dict:
     it fits). Without ``model``, the adapter's recorded base is used for the parameter share when
     it is a local folder, and nothing is checked.
     """
-    from voxlora.families.files import tensor_files
-    from voxlora.safetensors_stream import shapes
+    from voxlora.families.files import layout, tensor_shapes
 
     adapter = read_adapter(path)
     kind = family_of(adapter, model, family)
@@ -71,7 +71,7 @@ def report(path, model=None, family: str | None = None) -> dict:
         base = adapter.base_model
     if base is not None:
         try:
-            stored = shapes(tensor_files(base))
+            stored = tensor_shapes(base)
         except VoxloraError:
             if model is not None:
                 raise
@@ -84,7 +84,13 @@ def report(path, model=None, family: str | None = None) -> dict:
                 shapes = targets.with_tied(stored)
                 out["problems"] = check_against_base(with_base_names(adapter, shapes, kind), shapes)
                 recorded = adapter.meta.get("base_fingerprint")
-                out["fingerprint_match"] = None if recorded is None else recorded == fingerprint(stored)
+                out["layout"] = layout(base)
+                identity = (
+                    out["layout"],
+                    fingerprint({n: s for n, s in stored.items() if not kind.is_codec(n)}),
+                )
+                same = recorded == fingerprint(stored) or other_layout_same_model(adapter, identity)
+                out["fingerprint_match"] = None if recorded is None else same
     norms = [
         {"module": m, "norm": lora.delta_norm(A, B, adapter.scaling)}
         for m, (A, B) in sorted(adapter.lora.items(), key=lambda kv: kind.module_order(kv[0]))

@@ -7,9 +7,15 @@ hidden names beside the destination, which `recover` tidies up:
     .NAME.XXXXXXXX.tmp   a file or folder being written (`atomic_file`, `atomic_dir`): removed
     .NAME.old-PID        the previous folder NAME, moved aside by `atomic_dir` while the new one is
                          renamed in: removed if NAME exists, renamed back to NAME if it does not
+
+A full disk (or a quota, or a file size limit) while writing is raised as an ``OSError`` naming the
+destination, whatever the writer raised (`writing`): Python's writes name no file, shutil.copyfile
+names its source, safetensors raises its own ``SafetensorError``. The commands show it as one line,
+``Error: runs/a/adapter: No space left on device``.
 """
 
 import contextlib
+import errno
 import logging
 import os
 import re
@@ -19,7 +25,41 @@ from pathlib import Path
 
 TEMPORARY = re.compile(r"^\.(?P<name>.+)\.[a-z0-9_]+\.tmp$")  # tempfile's random part, then .tmp
 MOVED_ASIDE = re.compile(r"^\.(?P<name>.+)\.old-\d+$")
+SPACE_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})  # the output does not fit
+# safetensors' Rust writer: "Error while serializing: I/O error: No space left on device (os error 28)"
+_RUST_OS_ERROR = re.compile(r"\(os error (\d+)\)")
 log = logging.getLogger("voxlora")
+
+
+def space_error(e: BaseException, path) -> OSError | None:
+    """``e`` as ``OSError(ENOSPC, "No space left on device", path)`` when it says the output does not
+    fit (full disk, quota, file size limit), else None.
+
+    >>> e = space_error(OSError(28, "No space left on device", "src.bin"), "out/a.wav")
+    >>> e.filename, e.strerror
+    ('out/a.wav', 'No space left on device')
+    >>> space_error(PermissionError(13, "Permission denied", "src.bin"), "out/a.wav") is None
+    True
+    """
+    code = e.errno if isinstance(e, OSError) else None
+    if code is None and type(e).__name__ == "SafetensorError":
+        found = _RUST_OS_ERROR.search(str(e))
+        code = int(found[1]) if found else None
+    if code not in SPACE_ERRORS:
+        return None
+    return OSError(code, os.strerror(code), str(path))
+
+
+@contextlib.contextmanager
+def writing(path):
+    """Raise a full disk met in the block as an ``OSError`` naming ``path`` (see `space_error`)."""
+    try:
+        yield
+    except Exception as e:
+        named = space_error(e, path)
+        if named is None:
+            raise
+        raise named from e
 
 
 def umask() -> int:
@@ -59,9 +99,11 @@ def atomic_file(path, mode: str = "wb", **open_kwargs):
             os.fsync(f.fileno())
         os.replace(tmp, path)
         _fsync_dir(path.parent)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if (named := space_error(e, path)) is not None:
+            raise named from e
         raise
 
 
@@ -105,8 +147,10 @@ def atomic_dir(path):
         _fsync_dir(path.parent)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
+    except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
+        if (named := space_error(e, path)) is not None:
+            raise named from e
         raise
 
 

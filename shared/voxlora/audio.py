@@ -136,10 +136,14 @@ def duration(x: np.ndarray, sr: int) -> float:
 
 
 def write_wav(path, x: np.ndarray, sr: int) -> None:
-    """Write mono 16-bit PCM WAV atomically (clipped to [-1, 1])."""
-    pcm = np.clip(np.asarray(x, dtype=np.float32), -1.0, 1.0)
+    """Write mono 16-bit PCM WAV atomically (clipped to [-1, 1]).
+
+    Made in memory, then written in one go: libsndfile writing to a Python file that fails (a full
+    disk) prints a traceback per callback and carries on, where one write raises once.
+    """
+    data = wav_bytes(x, sr)
     with atomic_file(path, "wb") as f:
-        sf.write(f, pcm, sr, format="WAV", subtype="PCM_16")
+        f.write(data)
 
 
 def wav_bytes(x: np.ndarray, sr: int) -> bytes:

@@ -14,7 +14,7 @@ import json
 import logging
 from pathlib import Path
 
-from voxlora.atomic import recover
+from voxlora.atomic import recover, writing
 
 JOURNAL = ".hf-fetch.jsonl"
 log = logging.getLogger("voxlora.hf")
@@ -63,14 +63,17 @@ class FetchedClips:
 
     def wrote(self, path: Path) -> None:
         """Note that these settings wrote ``path`` (whole: call it after the atomic write)."""
-        if self._journal is None:
-            self._journal = open(self.out_dir / JOURNAL, "a", encoding="utf-8")  # noqa: SIM115 - close()
-        self._journal.write(json.dumps({"file": path.name, "settings": self.key}) + "\n")
-        self._journal.flush()
+        with writing(self.out_dir / JOURNAL):  # a full disk names the journal
+            if self._journal is None:
+                self._journal = open(self.out_dir / JOURNAL, "a", encoding="utf-8")  # noqa: SIM115 - close()
+            self._journal.write(json.dumps({"file": path.name, "settings": self.key}) + "\n")
+            self._journal.flush()
 
     def close(self) -> None:
         if self._journal is not None:
-            self._journal.close()
+            journal, self._journal = self._journal, None
+            with writing(self.out_dir / JOURNAL):
+                journal.close()
 
     def summary(self) -> str | None:
         """``kept 3 clips fetched before, fetched 5 (1 half-written one again)``, when anything was kept."""

@@ -62,6 +62,7 @@ def output_lock(folder, command: str):
     if inherited and str(_read(path).get("pid")) == inherited:  # our launcher holds it for us
         yield path
         return
+    made = next((p for p in reversed(path.parents) if not p.exists()), None)  # removed again if left empty
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:  # a file where a folder should be is "File exists" to mkdir: say what it is
@@ -87,6 +88,11 @@ def output_lock(folder, command: str):
             if os.path.samestat(os.fstat(fd), os.stat(path)):
                 os.unlink(path)
         os.close(fd)
+        for parent in path.parents if made is not None else ():  # made for the lock, left empty: removed
+            with contextlib.suppress(OSError):
+                parent.rmdir()
+            if parent == made:
+                break
 
 
 @contextlib.contextmanager

@@ -5,7 +5,8 @@ As torchtune's ``get_merged_lora_ckpt``, no model is built: each base tensor is 
 written before the next is read, so memory stays near the largest tensor plus the adapter. Shards
 stay shards (``model.safetensors.index.json`` is rewritten), everything else in the folder (config,
 tokenizer, processor, generation config) is copied, and the result loads as the base did
-(``CsmForConditionalGeneration.from_pretrained`` for CSM). Which family the folder is (see
+(``CsmForConditionalGeneration.from_pretrained`` for CSM); a csm-1b-mlx base is merged in its own
+layout (`voxlora.families.csm.mlx_merge`). Which family the folder is (see
 `voxlora.families`) decides what keeps its dtype (the codec) and which weight-like side files are
 copied unread (VoxCPM's audiovae.pth, a pickle that voxlora never opens).
 
@@ -54,7 +55,7 @@ def merge_folder(
     not fit the base, before anything is written.
     Returns a summary: tensors written, LoRA modules merged, tensors replaced, bytes.
     """
-    from voxlora.families.files import tensor_files
+    from voxlora.families.files import layout, tensor_files
     from voxlora.modelfolder import model_dir
 
     src = model_dir(model)
@@ -64,6 +65,10 @@ def merge_folder(
     if Path(where).is_dir():
         inputs.append(("the adapter folder", where))
     outputs.check_dir(out, outputs.MERGED, inputs)  # never an input; never a folder of other files
+    if layout(src) == "csm-1b-mlx":  # ckpt.safetensors: its own names and q/k rows
+        from voxlora.families.csm.mlx_merge import merge_ckpt
+
+        return merge_ckpt(src, adapter, out, dtype, where=where, base=str(model))
     files = tensor_files(src, family)
     headers = {file: read_header(file)[0] for file in files}
     stored = {name: tuple(info["shape"]) for header in headers.values() for name, info in header.items()}

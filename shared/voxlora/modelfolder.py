@@ -23,6 +23,20 @@ SIDE_FILES = (
     "chat_template.jinja",
     "chat_template.json",
 )
+MLX_CKPT = "ckpt.safetensors"  # the csm-1b-mlx layout's one weights file (`families.csm.mlx_layout`)
+
+
+def is_mlx_ckpt(folder) -> bool:
+    """Whether ``folder`` holds a CSM in the csm-1b-mlx layout: ``ckpt.safetensors``, no model.safetensors.
+
+    Such a folder needs no config.json (the real ones ship none); the one place that says so.
+    """
+    folder = Path(folder)
+    return (
+        (folder / MLX_CKPT).is_file()
+        and not (folder / "model.safetensors").is_file()
+        and not (folder / "model.safetensors.index.json").is_file()
+    )
 
 
 def model_dir(model: str | os.PathLike) -> Path:
@@ -34,7 +48,7 @@ def model_dir(model: str | os.PathLike) -> Path:
     if path.exists():
         if not path.is_dir():
             raise VoxloraError(f"{path}: not a model folder (a file)")
-        if not (path / "config.json").is_file():
+        if not (path / "config.json").is_file() and not is_mlx_ckpt(path):
             raise VoxloraError(f"{path}: not a model folder (no config.json)")
         return path
     if str(model).startswith((".", "/", "~")) or str(model).count("/") != 1:
@@ -84,6 +98,8 @@ def weight_files(model) -> list[Path]:
     single = folder / "model.safetensors"
     if single.is_file():
         return [single]
+    if is_mlx_ckpt(folder):
+        return [folder / MLX_CKPT]
     if any(folder.glob("*.bin")) or any(folder.glob("*.pt")):
         raise VoxloraError(f"{folder}: only pickle weights (.bin/.pt) found; voxlora reads safetensors only")
     raise VoxloraError(f"{folder}: no model.safetensors in the model folder")

@@ -16,6 +16,10 @@ any long work (and before anything is written), and every single-file output cal
         Writes ``kind``'s marker into ``folder`` (a command's temporary folder before the atomic
         swap, or its output folder): what recognises "written by this command" next time.
 
+    made_dir(folder, kind)   (a context manager)
+        Makes and marks ``folder`` for the block; a failure before anything else was written
+        there removes what it made (hf-fetch offline leaves no empty folder).
+
     check_file(path, kind, inputs=(), overwrite=False) -> Path
         Refuses a single-file output that is an input, a folder, or an existing file not of its
         kind (a `.safetensors` where a WAV goes) unless ``overwrite``.
@@ -32,6 +36,7 @@ Replacing never deletes first: the callers keep `voxlora.atomic`'s write-aside-t
 refused or failed run leaves every pre-existing byte as it was.
 """
 
+import contextlib
 import fnmatch
 import json
 import os
@@ -165,6 +170,32 @@ def mark_dir(folder, kind: DirKind, files: Iterable[str] | None = None, **info) 
         record["files"] = sorted(n for n in names if n != kind.marker)
     atomic_write_text(folder / kind.marker, json.dumps(record, indent=1) + "\n")
     return folder / kind.marker
+
+
+@contextlib.contextmanager
+def made_dir(folder, kind: DirKind, **info):
+    """``folder`` made (with its parents) and marked as ``kind``'s for the ``with`` block.
+
+    A command that fails before it wrote anything there (hf-fetch offline, no usable clip) leaves
+    nothing it made: when the folder holds only a marker this call wrote, the marker goes, and so
+    does every folder this call created. A folder that held anything before is left as it was.
+    """
+    folder = Path(folder).absolute()
+    made = next((p for p in [*reversed(folder.parents), folder] if not p.exists()), None)
+    marked = (folder / kind.marker).exists()
+    folder.mkdir(parents=True, exist_ok=True)
+    marker = mark_dir(folder, kind, **info)
+    try:
+        yield folder
+    except BaseException:
+        if not marked and [p.name for p in folder.iterdir()] == [kind.marker]:
+            marker.unlink(missing_ok=True)
+            for p in [folder, *folder.parents] if made is not None else ():  # up to the first one made here
+                with contextlib.suppress(OSError):
+                    p.rmdir()
+                if p == made:
+                    break
+        raise
 
 
 # --- the folder kinds -------------------------------------------------------------------------

@@ -50,19 +50,24 @@ def new_adapter_for(base, settings, seed: int = 0, base_model: str | None = None
             base_model = base_name(base)
     selection = targets.select(shapes, settings)
     trained = {name: tensor(name).detach().to(torch.float32).clone() for name in selection.trained}
-    fingerprint = _fingerprint(fingerprint_of)
-    return fresh_adapter(selection.lora, trained, settings, seed, base_model, fingerprint, "torch")
+    fingerprint, identity = fingerprints(fingerprint_of)
+    return fresh_adapter(selection.lora, trained, settings, seed, base_model, fingerprint, "torch", identity)
 
 
-def _fingerprint(model) -> str | None:
+def fingerprints(model) -> tuple[str | None, tuple[str, str] | None]:
+    """(`adapter.base_fingerprint`, `adapter.base_identity`) of a model folder; None where unreadable."""
     if model is None:
-        return None
-    from voxlora.adapter import base_fingerprint
+        return None, None
+    from voxlora.adapter import base_fingerprint, base_identity
 
     try:
-        return base_fingerprint(model)
+        fingerprint = base_fingerprint(model)
     except VoxloraError:
-        return None
+        return None, None
+    try:
+        return fingerprint, base_identity(model)
+    except VoxloraError:  # a folder of no known family: no layout to record
+        return fingerprint, None
 
 
 def _checkpoint_reader(folder):
@@ -71,7 +76,7 @@ def _checkpoint_reader(folder):
     from safetensors import safe_open
 
     from voxlora import tensor_pickle
-    from voxlora.families.files import tensor_files
+    from voxlora.families.files import layout, tensor_files
 
     where = {}
     for file in tensor_files(folder):
@@ -81,12 +86,21 @@ def _checkpoint_reader(folder):
         with safe_open(file, framework="pt") as f:
             where.update(dict.fromkeys(f.keys(), file))
 
+    names = {n: n for n in where}
+    if (
+        layout(folder) == "csm-1b-mlx"
+    ):  # transformers' names -> the stored ones (embeddings: rows as they are)
+        from voxlora.families.csm.mlx_layout import stored_names
+
+        names = stored_names(where)
+        where = {hf: where[n] for hf, n in names.items()}
+
     def read(name: str) -> torch.Tensor:
         stored = name if name in where else targets.TIED.get(name, name)
         if tensor_pickle.is_pickle(where[stored]):
-            return tensor_pickle.read(where[stored])[stored]
+            return tensor_pickle.read(where[stored])[names[stored]]
         with safe_open(where[stored], framework="pt") as f:
-            return f.get_tensor(stored)
+            return f.get_tensor(names[stored])
 
     return read
 

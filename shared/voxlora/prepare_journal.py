@@ -62,10 +62,13 @@ class Journal:
         return self.entries.get(Path(dest).name)
 
     def add(self, entry: dict) -> None:
-        if self._f is None:
-            self._f = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
-        self._f.write(json.dumps(entry) + "\n")
-        self._f.flush()
+        from voxlora.atomic import writing
+
+        with writing(self.path):  # a full disk names the journal
+            if self._f is None:
+                self._f = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+            self._f.write(json.dumps(entry) + "\n")
+            self._f.flush()
         self.entries[entry["file"]] = entry
 
     def cleaned(self, dest: str) -> dict | None:
@@ -80,8 +83,11 @@ class Journal:
 
     def close(self) -> None:
         if self._f is not None:
-            self._f.close()
-            self._f = None
+            from voxlora.atomic import writing
+
+            f, self._f = self._f, None
+            with writing(self.path):
+                f.close()
 
     def summary(self) -> str | None:
         if not self.reused:

@@ -129,10 +129,9 @@ def base_shapes(model) -> dict[str, tuple[int, ...]]:
 
     Tied tensors stored once (see `TIED`) are listed under both names, as the loaded model has them.
     """
-    from voxlora.families.files import tensor_files
-    from voxlora.safetensors_stream import shapes
+    from voxlora.families.files import tensor_shapes
 
-    return with_tied(shapes(tensor_files(model)))
+    return with_tied(tensor_shapes(model))
 
 
 def with_tied(shapes: dict) -> dict:

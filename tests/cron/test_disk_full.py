@@ -1,29 +1,13 @@
-"""A full disk while lora-train writes a checkpoint or its result (fault-injected): the previous
-checkpoint stays intact and loadable, the partial write is cleaned, the error is one line."""
-
-import errno
+"""A full disk while lora-train writes a checkpoint or its result (fault-injected, `tests.diskfull`):
+the previous checkpoint stays intact and loadable, the partial write is cleaned, the error is one
+line. The other commands' outputs: `test_disk_full_commands.py`."""
 
 import pytest
-import safetensors.torch
 from voxlora.train import checkpoint
 
+from tests.diskfull import full_disk
 from tests.robust.conftest import invoke, train_args
 from tests.trainkit import make_manifest
-
-
-def full_disk_when(monkeypatch, needle: str):
-    """safetensors' save_file writes half a file and fails with ENOSPC when its path contains ``needle``."""
-    real = safetensors.torch.save_file
-
-    def save_file(tensors, filename, metadata=None):
-        if needle in str(filename):
-            real(tensors, filename, metadata=metadata)
-            data = open(filename, "rb").read()
-            open(filename, "wb").write(data[: len(data) // 2])
-            raise OSError(errno.ENOSPC, "No space left on device", str(filename))
-        return real(tensors, filename, metadata=metadata)
-
-    monkeypatch.setattr(safetensors.torch, "save_file", save_file)
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +21,7 @@ def hidden(out):
 
 def test_a_full_disk_at_a_checkpoint_keeps_the_previous_one(tiny_csm, corpus, tmp_path, monkeypatch):
     out = tmp_path / "run"
-    full_disk_when(monkeypatch, "step_0000003")
+    full_disk(monkeypatch, where="step_0000003")
     result = invoke(train_args(tiny_csm, corpus, out, "--max-steps", 4))
     assert result.exit_code == 1
     assert result.stderr.splitlines()[-1] == (
@@ -54,7 +38,7 @@ def test_a_full_disk_at_a_checkpoint_keeps_the_previous_one(tiny_csm, corpus, tm
 
 def test_a_full_disk_writing_the_adapter_is_one_line_and_cleaned(tiny_csm, corpus, tmp_path, monkeypatch):
     out = tmp_path / "run"
-    full_disk_when(monkeypatch, f"{out}/..weights-")  # the result, not a checkpoint's staging
+    full_disk(monkeypatch, where=f"{out}/..weights-")  # the result, not a checkpoint's staging
     result = invoke(train_args(tiny_csm, corpus, out, "--max-steps", 2))
     assert result.exit_code == 1
     assert result.stderr.splitlines()[-1] == (
@@ -63,3 +47,12 @@ def test_a_full_disk_writing_the_adapter_is_one_line_and_cleaned(tiny_csm, corpu
     )
     assert hidden(out) == [] and not (out / "adapter_model.safetensors").exists()
     assert checkpoint.read_checkpoint(out / "step_0000002")[0]["step"] == 2
+
+
+def test_a_full_disk_writing_the_metrics_is_one_line(tiny_csm, corpus, tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    full_disk(monkeypatch, where=f"{out}/metrics.jsonl")
+    result = invoke(train_args(tiny_csm, corpus, out, "--max-steps", 2))
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[-1] == f"Error: {out}/metrics.jsonl: No space left on device"
+    assert hidden(out) == [] and not (out / "adapter_model.safetensors").exists()

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from voxlora.cli.lora_train import main
+from voxlora.train.trackers import scalars
 
 from tests.trainkit import make_manifest
 
@@ -64,6 +65,55 @@ def test_wandb_missing_is_one_line(tmp_path, monkeypatch):
                                            "--wandb", "voice"])  # fmt: skip
     assert result.exit_code == 1
     assert result.output == "Error: --wandb: wandb is not installed (pip install wandb)\n"
+
+
+def wandb_history(run_file) -> list[dict]:
+    """The ``run.log`` rows of an offline run's ``run-ID.wandb``, decoded with wandb's own protobuf.
+
+    wandb (0.31) has no Python reader of its run files; the file is a LevelDB log (a 7-byte
+    ``:W&B`` header, then 32 KiB blocks of records: crc32 u32, length u16, type u8 FULL=1 FIRST=2
+    MIDDLE=3 LAST=4), each record a ``wandb_internal_pb2.Record``.
+    """
+    import struct
+
+    from wandb.proto import wandb_internal_pb2
+
+    data, rows, pos, parts = run_file.read_bytes(), [], 7, b""
+    assert data[:4] == b":W&B"
+    while pos + 7 <= len(data):
+        if 32768 - pos % 32768 < 7:  # a block's trailer
+            pos += 32768 - pos % 32768
+            continue
+        _, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
+        chunk, pos = data[pos + 7 : pos + 7 + length], pos + 7 + length
+        parts = chunk if kind in (1, 2) else parts + chunk
+        if kind in (1, 4):
+            record = wandb_internal_pb2.Record.FromString(parts)
+            if record.WhichOneof("record_type") == "history":
+                rows.append(
+                    {i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in record.history.item}
+                )
+    return rows
+
+
+def test_wandb_offline_rows_mirror_the_metrics(tiny_csm, tmp_path, monkeypatch):
+    pytest.importorskip("wandb", reason="wandb (the [track] extra) logs --wandb runs")
+    monkeypatch.setenv("WANDB_MODE", "offline")  # no network: the run stays in WANDB_DIR
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    manifest = make_manifest(tmp_path, n=2)
+    out = tmp_path / "run"
+    result = CliRunner().invoke(main.cli, list(map(str, [
+        "--model", tiny_csm, "--manifest", manifest, "-o", out, "--max-steps", 2, "--log-every", 1,
+        "--wandb", "voice"])))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    (run_file,) = (tmp_path / "wandb").glob("offline-run-*/run-*.wandb")
+    rows = wandb_history(run_file)
+    expected = [(r["step"], scalars(r)) for r in lines if "loss" in r]
+    assert len(expected) == 2 and "train/loss" in expected[0][1]
+    logged = [(row["_step"], {k: v for k, v in row.items() if not k.startswith("_")}) for row in rows]
+    assert logged == [(step, pytest.approx(values, rel=1e-6)) for step, values in expected]
 
 
 def test_the_steps_bar_shows_total_rate_and_eta():

@@ -240,52 +240,14 @@ def test_remove_adapter_gives_the_base_back(tiny_csm, mlx_bundle, store):
     assert "decoder_audio_embeddings" not in mlx_bundle.model
 
 
-def halves_to_interleaved(w: np.ndarray, n_heads: int) -> np.ndarray:
-    out, inp = w.shape
-    return w.reshape(n_heads, 2, out // n_heads // 2, inp).transpose(0, 2, 1, 3).reshape(out, inp)
-
-
-def write_original_layout(tiny_csm, folder):
-    """The tiny model as csm-1b-mlx stores CSM: ckpt.safetensors, Sesame's names, interleaved RoPE rows."""
-    import json
-    import shutil
-
-    from safetensors.numpy import load_file, save_file
-
-    config = json.loads((tiny_csm / "config.json").read_text())
-    heads = {"backbone": config, "decoder": config["depth_decoder_config"]}
-    weights = mlx_csm.hf_weights_to_mlx(load_file(tiny_csm / "model.safetensors"))
-    out = {}
-    for name, t in weights.items():
-        stack, proj = name.split(".")[0], ("." + name).split(".")[-2]
-        if stack in heads and proj in ("q_proj", "k_proj"):
-            c = heads[stack]
-            t = halves_to_interleaved(
-                t, c["num_attention_heads"] if proj == "q_proj" else c["num_key_value_heads"]
-            )
-        for a, b in [
-            ("self_attn", "attn"),
-            ("o_proj", "output_proj"),
-            ("gate_proj", "w1"),
-            ("down_proj", "w2"),
-            ("up_proj", "w3"),
-            ("input_layernorm.weight", "sa_norm.scale"),
-            ("post_attention_layernorm.weight", "mlp_norm.scale"),
-            ("norm.weight", "norm.scale"),
-        ]:
-            name = name.replace(a, b)
-        out[name] = np.ascontiguousarray(t)
-    folder.mkdir()
-    save_file(out, folder / "ckpt.safetensors")
-    shutil.copy(tiny_csm / "config.json", folder / "config.json")
-    return folder
-
-
 def test_csm_1b_mlx_layout_loads_to_the_same_model(tiny_csm, mlx_bundle, store, tmp_path):
     from mlx_audio.tts.models.sesame.sesame import Model, SesameModel
     from safetensors.numpy import load_file
 
-    folder = write_original_layout(tiny_csm, tmp_path / "csm-1b-mlx")
+    from tests.fixtures.mlx_ckpt import write_mlx_ckpt
+
+    # csm-1b-mlx's layout with Sesame's original names, interleaved RoPE rows (config.json beside it)
+    folder = write_mlx_ckpt(tiny_csm, tmp_path / "csm-1b-mlx", names="original", config=True)
     loaded = mlx_csm.load_mlx_csm(folder)
     assert loaded.layout == "csm-1b-mlx" and loaded.codec is None
     batch = make_batch(store, [0, 3], fraction=1.0)

@@ -15,7 +15,8 @@ never branch on the model, so a new family is one small module here, not a fork 
 
 Which family a folder holds comes from its config.json (`detect`): ``model_type`` (CSM, Higgs),
 else ``architecture`` (VoxCPM writes ``"architecture": "voxcpm"`` and no model_type); ``--family``
-overrides it. An adapter without a recorded family is recognised by its module names (`guess`).
+overrides it. A csm-1b-mlx folder (``ckpt.safetensors``, no config) is CSM. An adapter without a
+recorded family is recognised by its module names (`guess`).
 
     >>> detect({"model_type": "higgs_audio_v2"}).name
     'higgs-audio-v2'
@@ -65,8 +66,12 @@ def detect(config: dict, where: str = "config.json") -> Family:
 
 def resolve(folder, name: str | None = None) -> Family:
     """``--family name`` when given, else the family ``folder``'s config.json declares."""
+    from voxlora.modelfolder import is_mlx_ckpt
+
     if name:
         return get(name)
+    if is_mlx_ckpt(folder) and not (Path(folder) / "config.json").is_file():
+        return CSM  # csm-1b-mlx: ckpt.safetensors alone (`voxlora.families.csm.mlx_layout`)
     return detect(read_config(folder), str(Path(folder) / "config.json"))
 
 

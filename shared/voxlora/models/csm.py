@@ -61,21 +61,32 @@ class CsmBundle:
         return int(self.model.config.codec_config.sampling_rate)
 
 
-def load_csm(model, dtype: str = "fp32", device: str = "cpu") -> CsmBundle:
+def load_csm(model, dtype: str = "fp32", device: str = "cpu", codec=None) -> CsmBundle:
     """Load a CSM model and processor for the torch backend.
 
+    A csm-1b-mlx folder is converted at load (`voxlora.families.csm.mlx_torch`), its codec and
+    processor taken from ``codec`` (``--codec``: a sesame/csm-1b-layout folder or hub id).
     The codec stays in fp32 whatever ``dtype`` is: Mimi's quantizer is not meant for half precision.
     """
     from transformers import AutoProcessor, CsmForConditionalGeneration
 
+    from voxlora.codec_option import codec_folder
+
     folder = model_dir(model)
-    read_config(folder)
-    weight_files(folder)  # refuse pickle-only folders before transformers looks at them
+    source = codec_folder(folder, codec, "the torch backend")  # csm-1b-mlx: codec, processor from --codec
+    read_config(source or folder)
+    if source is None:
+        weight_files(folder)  # refuse pickle-only folders before transformers looks at them
     try:
-        csm = CsmForConditionalGeneration.from_pretrained(
-            folder, dtype=torch_dtype(dtype), use_safetensors=True
-        )
-        processor = AutoProcessor.from_pretrained(folder)
+        if source is None:
+            csm = CsmForConditionalGeneration.from_pretrained(
+                folder, dtype=torch_dtype(dtype), use_safetensors=True
+            )
+        else:
+            from voxlora.families.csm.mlx_torch import load_model
+
+            csm = load_model(folder, source, torch_dtype(dtype))
+        processor = AutoProcessor.from_pretrained(source or folder)
     except (OSError, ValueError) as e:
         raise VoxloraError(f"{folder}: cannot load the CSM model: {str(e).splitlines()[0]}") from None
     csm.codec_model.float()

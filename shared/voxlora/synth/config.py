@@ -31,6 +31,7 @@ class SynthConfig:
     device: str = "auto"  # torch: auto = cuda when available, else cpu; mlx: auto (its default), cpu, gpu
     dtype: str = "auto"  # auto: bf16 on cuda, fp32 on cpu (and on MLX)
     allow_other_base: bool = False  # apply adapters made for another base (warned about) instead of refusing
+    codec: str | None = None  # csm-1b-mlx model: the sesame/csm-1b-layout folder giving codec and tokenizer
 
     def resolved_backend(self) -> str:
         from voxlora.backends import default_backend

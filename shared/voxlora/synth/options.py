@@ -6,6 +6,7 @@ Importing this module does not import torch, so ``synth --help`` stays fast.
 import click
 
 from voxlora.backends import BACKENDS
+from voxlora.codec_option import codec_option
 from voxlora.synth.config import SynthConfig
 
 D = SynthConfig()  # the defaults (this import does not load torch)
@@ -87,6 +88,7 @@ OPTIONS = [  # in --help's order
     click.option(
         "--strict", is_flag=True, help="Stdin mode: stop at the first bad line (default: report it, go on)."
     ),
+    codec_option,
 ]
 
 

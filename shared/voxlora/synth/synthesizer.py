@@ -79,7 +79,7 @@ class Synthesizer:
     @staticmethod
     def check_adapter_base(config: SynthConfig, path, fingerprint: str | None = None) -> str | None:
         """Refuse an adapter made for another base (`voxlora.adapter_base`); returns the base's fingerprint."""
-        from voxlora.adapter import base_fingerprint
+        from voxlora.adapter import base_fingerprint, base_identity
         from voxlora.adapter_base import check_base
         from voxlora.modelfolder import model_dir
 
@@ -89,7 +89,8 @@ class Synthesizer:
             found[0] = found[0] or base_fingerprint(model_dir(config.model))
             return found[0]
 
-        check_base(path, path, config.model, ours, allow=config.allow_other_base)
+        identity = lambda: base_identity(model_dir(config.model))  # noqa: E731
+        check_base(path, path, config.model, ours, allow=config.allow_other_base, identity=identity)
         return found[0]
 
     def _speak(self, request: Request) -> Clip:

@@ -78,6 +78,7 @@ class TrainConfig:
     wandb: str | None = None  # also log the metrics to this Weights & Biases project (wandb installed)
     overwrite: bool = False  # replace a finished run or checkpoints in OUT (voxlora.outputs)
     allow_other_base: bool = False  # apply --adapter made for another base (a warning instead of an error)
+    codec: str | None = None  # csm-1b-mlx model: the sesame/csm-1b-layout folder giving codec and tokenizer
 
     # listening samples and the best checkpoint (voxlora.train.samples)
     sample_every: int = 0  # speak the sample texts into OUT/samples/step_NNNNNNN/ every N steps (0: never)

@@ -105,6 +105,19 @@ class World:
             with collective(what):
                 dist.barrier()
 
+    def from_main(self, value: int, what: str = "waiting for rank 0") -> int:
+        """Rank 0's ``value`` on every rank (a broadcast: no rank returns before rank 0 has called it).
+
+        >>> World().from_main(3)   # one process: unchanged
+        3
+        """
+        if self.size == 1:
+            return value
+        t = torch.tensor([value], dtype=torch.int64, device=self.device)
+        with collective(what):
+            dist.broadcast(t, src=0)
+        return int(t.item())
+
     def in_turns(self, fn: Callable):
         """``fn()`` on rank 0, then on the first process of every other machine, then on the rest.
 

@@ -79,10 +79,22 @@ POSITIONS_PER_CLIP = (
 BIG_MODEL = 2e9  # parameters above which --grad-checkpointing defaults to on
 
 
+def _model_config(folder, config) -> dict:
+    """config.json of the model folder; a csm-1b-mlx folder's (`mlx_layout.read_config`) may come from --codec."""
+    from voxlora.modelfolder import is_mlx_ckpt, model_dir
+
+    if is_mlx_ckpt(folder):
+        from voxlora.families.csm import mlx_layout
+
+        return mlx_layout.read_config(folder, config.codec and model_dir(config.codec))
+    from voxlora.families import read_config
+
+    return read_config(folder)
+
+
 def dry_run(config, settings) -> dict:
     """lora-train --dry-run's record: the run's settings and `estimate` for them (nothing loaded)."""
     import dataclasses
-    import json
 
     from voxlora import families, targets
     from voxlora.modelfolder import model_dir
@@ -96,7 +108,7 @@ def dry_run(config, settings) -> dict:
     else:
         selection = targets.select(shapes, dataclasses.replace(settings, family=kind.name), kind)
         trained = selection.lora_params(settings.rank) + selection.trained_params()
-    model_config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    model_config = _model_config(folder, config)
     if model_config.get("model_type") == "higgs_audio":  # Boson's layout: the audio fields have other names
         model_config = {**model_config, "num_codebooks": model_config.get("audio_num_codebooks", 8),
                         "codebook_size": model_config.get("audio_codebook_size", 1024) + 2}  # fmt: skip
@@ -231,12 +243,17 @@ def plan(config, settings=None) -> dict:
     from voxlora import targets
     from voxlora.lora_options import LoraSettings
     from voxlora.manifest import read_manifest
-    from voxlora.models.csm import model_dir, read_config
+    from voxlora.models.csm import model_dir
     from voxlora.safetensors_stream import shapes as header_shapes
 
     folder = model_dir(config.model)
-    csm = read_config(folder)
+    csm = _model_config(folder, config)
     shapes = targets.base_shapes(folder)
+    if config.codec and not any(
+        n.startswith("codec_model.") for n in shapes
+    ):  # csm-1b-mlx: Mimi from --codec
+        codec = targets.base_shapes(model_dir(config.codec))
+        shapes.update({n: s for n, s in codec.items() if n.startswith("codec_model.")})
     model_params = sum(math.prod(s) for n, s in shapes.items() if not n.startswith("codec_model."))
     if config.full:
         trained = model_params

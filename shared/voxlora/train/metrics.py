@@ -9,7 +9,7 @@ import io
 import json
 from pathlib import Path
 
-from voxlora.atomic import atomic_write_bytes, atomic_write_text
+from voxlora.atomic import atomic_write_bytes, atomic_write_text, writing
 
 METRICS = "metrics.jsonl"
 PLOT = "loss.png"
@@ -34,11 +34,13 @@ class MetricsFile:
             self._f = open(self.path, "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
 
     def write(self, record: dict) -> None:
-        self._f.write(_line(record))
-        self._f.flush()
+        with writing(self.path):  # a full disk: one line naming the file, not an anonymous OSError
+            self._f.write(_line(record))
+            self._f.flush()
 
     def close(self) -> None:
-        self._f.close()
+        with writing(self.path):
+            self._f.close()
 
 
 def _line(record: dict) -> str:

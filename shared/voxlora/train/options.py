@@ -11,6 +11,7 @@ import click
 
 from voxlora.adapter_base import allow_other_base_option
 from voxlora.clikit import overwrite_option
+from voxlora.codec_option import codec_option
 from voxlora.lora_options import lora_options
 from voxlora.train.config import CHOICES, FULL_LR, LORA_LR, TrainConfig
 
@@ -79,6 +80,7 @@ OPTIONS = [  # in --help's order
     opt("--wandb", metavar="PROJECT", help="Also log the metrics to this Weights & Biases project (needs wandb)."),
     overwrite_option,
     allow_other_base_option,
+    codec_option,
     click.option("--reference", type=click.Choice(["auto", "none"]), default=D.reference, show_default=True,
                  help="Higgs: pair each target with another clip of its speaker as the voice reference (auto)."),
     opt("--text-loss", is_flag=True, help="Higgs: add the text head's loss (the model's text_lm_head)."),

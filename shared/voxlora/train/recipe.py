@@ -88,11 +88,18 @@ def _no_speaker_names(name):
 def load_adapter_for(path, folder: Path, config: TrainConfig):
     """An adapter folder checked against the base: same fingerprint, every tensor fits."""
     from voxlora import targets
-    from voxlora.adapter import base_fingerprint, read_adapter, require_fits
+    from voxlora.adapter import base_fingerprint, base_identity, read_adapter, require_fits
     from voxlora.adapter_base import check_base
 
     adapter = read_adapter(path)
-    check_base(adapter, path, config.model, lambda: base_fingerprint(folder), allow=config.allow_other_base)
+    check_base(
+        adapter,
+        path,
+        config.model,
+        lambda: base_fingerprint(folder),
+        allow=config.allow_other_base,
+        identity=lambda: base_identity(folder),
+    )
     require_fits(adapter, targets.base_shapes(folder), str(path))
     return adapter
 
@@ -112,13 +119,20 @@ def run(config: TrainConfig, settings=None, on_clip=None, on_step=None, stop=Non
     config = resolve(config)
     distributed.check_config(config, world)
     out = Path(config.out)
-    if config.resume and not checkpoint.checkpoints(out):  # the first night of a cron job: start the run
-        log.info("lora-train: --resume: no checkpoint in %s yet; starting a fresh run", out)
-        config.resume = False
-    aside = run_folder.claim(out, config) if world.is_main else None  # voxlora.outputs' rule for OUT
-    check_writable(out)
-    for leftover in checkpoint.clean_partial(out) if world.is_main else ():
-        log.info("removed %s (left by a killed run)", leftover)
+    # Rank 0 alone prepares OUT; the other ranks neither read nor write it until rank 0 is done: a
+    # rank probing OUT while rank 0 made it (or moved an earlier run aside) once removed it under it.
+    aside = None
+    if world.is_main:
+        if config.resume and not checkpoint.checkpoints(out):  # the first night of a cron job: start the run
+            log.info("lora-train: --resume: no checkpoint in %s yet; starting a fresh run", out)
+            config.resume = False
+        aside = run_folder.claim(out, config)  # voxlora.outputs' rule for OUT
+        check_writable(out)
+        for leftover in checkpoint.clean_partial(out):
+            log.info("removed %s (left by a killed run)", leftover)
+    config.resume = bool(
+        world.from_main(int(config.resume), "waiting for rank 0 to prepare the output folder")
+    )
 
     from voxlora.families.registry import for_model
     from voxlora.modelfolder import base_name, model_dir

@@ -82,7 +82,7 @@ class Sampler:
             self._synth = Synthesizer(
                 SynthConfig(
                     model=c.model, backend=c.backend, device=c.device, seed=c.seed,
-                    max_seconds=c.sample_max_seconds, allow_other_base=True,
+                    max_seconds=c.sample_max_seconds, allow_other_base=True, codec=c.codec,
                 )
             )  # fmt: skip
         return self._synth

@@ -4,9 +4,11 @@ Two checkpoint layouts load into the same `SesameModel` (``mlx_audio.tts.models.
 
 * **sesame/csm-1b** (transformers): ``config.json`` + ``model.safetensors``, names such as
   ``backbone_model.layers.0.self_attn.q_proj.weight``. Renamed once at load (`HF_TO_MLX`).
-* **csm-1b-mlx**: ``ckpt.safetensors`` with Sesame's original names (``backbone.layers.0.attn.q_proj
-  .weight``, ``mlp.w1``, ``sa_norm.scale``), renamed by mlx-audio's own ``Model.sanitize``. Such a
-  folder has no config: ``config.json`` is read if present, else CSM-1B's (transformers' defaults).
+* **csm-1b-mlx** (senstella/csm-1b-mlx): ``ckpt.safetensors`` alone, in csm-mlx's names (mlx-audio's
+  ``SesameModel`` names) or Sesame's original ones (``attn.q_proj``, ``mlp.w1``, ``sa_norm.scale``),
+  both renamed by mlx-audio's own ``Model.sanitize`` (`voxlora.families.csm.mlx_layout`). Such a
+  folder has no config or codec: its config.json is read if present, else the ``codec_folder``'s
+  (``--codec``), else CSM-1B's (transformers' defaults); Mimi comes from ``codec_folder``.
 
 The model computes in transformers' convention: rotary embeddings rotate *halves* of each head
 (``rotate_half``) instead of mlx-audio's interleaved pairs, so transformers' weights and peft
@@ -33,50 +35,19 @@ from mlx_audio.tts.models.sesame.sesame import SesameModel
 
 from voxlora.backends.mlx.weights import load_checked
 from voxlora.errors import VoxloraError
-
-MLX_CKPT = "ckpt.safetensors"  # csm-1b-mlx's single weights file
-# transformers' CSM name (prefix) -> mlx-audio SesameModel name, first match wins. A tied checkpoint
-# stores the audio embedding once, under the decoder's name; mlx-audio has one table for both.
-HF_TO_MLX = (
-    ("backbone_model.embed_tokens.embed_audio_tokens", "audio_embeddings"),
-    ("depth_decoder.model.embed_tokens", "decoder_audio_embeddings"),
-    ("depth_decoder.model.inputs_embeds_projector", "projection"),
-    ("depth_decoder.codebooks_head.weight", "audio_head"),
-    ("depth_decoder.model", "decoder"),
-    ("backbone_model", "backbone"),
-    ("embed_text_tokens", "text_embeddings"),
-    ("lm_head", "codebook0_head"),
+from voxlora.families.csm.mlx_layout import (  # noqa: F401  (the names, where callers have found them)
+    BACKBONE_AUDIO,
+    DECODER_AUDIO,
+    HF_TO_MLX,
+    to_hf_name,
+    to_mlx_name,
 )
-BACKBONE_AUDIO = "backbone_model.embed_tokens.embed_audio_tokens.weight"
-DECODER_AUDIO = "depth_decoder.model.embed_tokens.weight"
+from voxlora.families.csm.mlx_layout import (
+    CKPT as MLX_CKPT,
+)
+from voxlora.families.csm.mlx_layout import to_halves as interleaved_to_halves
+
 DTYPES = {"fp32": mx.float32, "bf16": mx.bfloat16, "fp16": mx.float16}
-
-
-def _rename(name: str, table) -> str | None:
-    for src, dst in table:
-        if name == src or name.startswith(src + "."):
-            return dst + name[len(src) :]
-    return None
-
-
-def to_mlx_name(hf_name: str) -> str | None:
-    """A transformers CSM tensor or module name as mlx-audio's; None for the codec and unknowns.
-
-    >>> to_mlx_name("backbone_model.layers.3.self_attn.q_proj.weight")
-    'backbone.layers.3.self_attn.q_proj.weight'
-    >>> to_mlx_name("lm_head"), to_mlx_name("depth_decoder.model.inputs_embeds_projector")
-    ('codebook0_head', 'projection')
-    """
-    return _rename(hf_name, HF_TO_MLX)
-
-
-def to_hf_name(mlx_name: str) -> str | None:
-    """The inverse of `to_mlx_name`.
-
-    >>> to_hf_name("decoder.layers.0.mlp.up_proj")
-    'depth_decoder.model.layers.0.mlp.up_proj'
-    """
-    return _rename(mlx_name, [(m, h) for h, m in HF_TO_MLX])
 
 
 # ---------------------------------------------------------------------------------------- config
@@ -189,19 +160,6 @@ def default_config() -> dict:
 
 
 # ---------------------------------------------------------------------------------------- weights
-
-
-def interleaved_to_halves(w: np.ndarray, n_heads: int) -> np.ndarray:
-    """q/k projection rows from Sesame's interleaved RoPE pairs to transformers' halves.
-
-    transformers' ``convert_csm.py`` (``permute_for_rope``): within each head, rows (0, 1, 2, 3, ...)
-    pair as (0, 1), (2, 3); after it, row i pairs with row i + head_dim/2.
-
-    >>> interleaved_to_halves(np.arange(4)[:, None], 1)[:, 0].tolist()
-    [0, 2, 1, 3]
-    """
-    out, inp = w.shape
-    return w.reshape(n_heads, out // n_heads // 2, 2, inp).transpose(0, 2, 1, 3).reshape(out, inp)
 
 
 def hf_weights_to_mlx(tensors: dict) -> dict:
@@ -318,26 +276,31 @@ def _base_name(name: str) -> str:
     return name.replace(".linear.weight", ".weight").replace(".linear.bias", ".bias")
 
 
-def load_mlx_csm(model, dtype: str | None = "fp32", codec: bool = True) -> MlxCsm:
+def load_mlx_csm(model, dtype: str | None = "fp32", codec: bool = True, codec_folder=None) -> MlxCsm:
     """Load a CSM folder (either layout) for the MLX backend; ``codec=False`` skips Mimi.
 
+    A csm-1b-mlx folder has no codec: ``codec_folder`` (``--codec``, a sesame/csm-1b-layout folder
+    or hub id) gives Mimi, and the config when the folder has none (else CSM-1B's).
     Lazily: each tensor is read from disk once, straight into ``dtype`` (None: as stored), so loading
     peaks near the size of the weights in that dtype (Mimi is kept in fp32, as on torch).
     """
+    from voxlora.modelfolder import is_mlx_ckpt, model_dir, weight_files
+
     if dtype is not None and dtype not in DTYPES:
         raise VoxloraError(f"unknown dtype {dtype!r} (use fp32, bf16 or fp16)")
     want = DTYPES.get(dtype)
-    path = Path(model)
-    tensors = {}
-    if path.is_dir() and (path / MLX_CKPT).is_file() and not (path / "model.safetensors").is_file():
-        config = _read_config(path) if (path / "config.json").is_file() else default_config()
+    path = model_dir(model)
+    codec_path = model_dir(codec_folder) if codec_folder is not None else None
+    if is_mlx_ckpt(path):
+        if (path / "config.json").is_file():
+            config = _read_config(path)
+        else:
+            config = _read_config(codec_path) if codec_path is not None else default_config()
         net = build_model(config)
         load_weights(net, original_weights_to_mlx(read_lazy([path / MLX_CKPT]), config), want)
         layout = "csm-1b-mlx"
+        tensors = read_lazy(weight_files(codec_path)) if codec and codec_path is not None else {}
     else:
-        from voxlora.modelfolder import model_dir, weight_files
-
-        path = model_dir(model)
         config = _read_config(path)
         net = build_model(config)
         tensors = read_lazy(weight_files(path))
@@ -345,7 +308,7 @@ def load_mlx_csm(model, dtype: str | None = "fp32", codec: bool = True) -> MlxCs
         layout = "transformers"
     net.eval()
     mimi = None
-    if codec and layout == "transformers":
+    if codec and tensors:
         from voxlora.backends.mlx import mimi as mlx_mimi
 
         mimi = mlx_mimi.load_mimi(config["codec_config"], tensors)

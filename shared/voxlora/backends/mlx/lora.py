@@ -173,17 +173,14 @@ def new_adapter(bundle, settings, seed: int = 0, base_model: str | None = None) 
     Drawn by `voxlora.adapter.fresh_adapter` (A from ``seed`` in `targets.select`'s order, B zero);
     trained embeddings start as copies of the base's.
     """
-    from voxlora.adapter import base_fingerprint
+    from voxlora.peft_bridge import fingerprints
 
     selection = targets.select(hf_shapes(bundle.model), settings)
     params = dict(tree_flatten(bundle.model.parameters()))
     trained = {name: _torch(params[to_mlx_name(name)]) for name in selection.trained}
     base_model = base_model or str(bundle.path.resolve())
-    try:
-        fingerprint = base_fingerprint(bundle.path) if bundle.layout == "transformers" else None
-    except VoxloraError:
-        fingerprint = None
-    return fresh_adapter(selection.lora, trained, settings, seed, base_model, fingerprint, "mlx")
+    fingerprint, identity = fingerprints(bundle.path)
+    return fresh_adapter(selection.lora, trained, settings, seed, base_model, fingerprint, "mlx", identity)
 
 
 def load_adapter_into(model, path, trainable: bool = False):

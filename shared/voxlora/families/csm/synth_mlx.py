@@ -18,6 +18,7 @@ from voxlora.backends.mlx import csm as mlx_csm
 from voxlora.backends.mlx import generate as mlx_generate
 from voxlora.backends.mlx import mimi as mlx_mimi
 from voxlora.backends.mlx.adapters import MlxAdapterSwitch
+from voxlora.codec_option import codec_folder
 from voxlora.errors import VoxloraError
 from voxlora.families.csm.speak import CsmSpeaking
 
@@ -35,13 +36,11 @@ class MlxSynth(CsmSpeaking):
         if DEVICES[config.device] is not None:
             mx.set_default_device(DEVICES[config.device])
         dtype = "fp32" if config.dtype == "auto" else config.dtype
-        self.bundle = mlx_csm.load_mlx_csm(config.model, dtype=dtype)
+        codec = codec_folder(config.model, config.codec, "synth")
+        self.bundle = mlx_csm.load_mlx_csm(config.model, dtype=dtype, codec_folder=codec)
         if self.bundle.codec is None:
-            raise VoxloraError(
-                f"{self.bundle.path}: synth on MLX needs a folder in sesame/csm-1b's layout "
-                f"(codec and processor files); this one is in the {self.bundle.layout} layout"
-            )
-        self.processor = load_processor(self.bundle.path)
+            raise VoxloraError(f"{self.bundle.path}: no codec weights (codec_model.*) in the model folder")
+        self.processor = load_processor(codec or self.bundle.path)
         self.adapters = MlxAdapterSwitch(self.bundle.model, merge=config.merge)
         self.sample_rate = self.bundle.sample_rate
         self.frame_size = mlx_mimi.frame_size(self.bundle.codec)

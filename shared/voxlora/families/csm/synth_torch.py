@@ -19,7 +19,9 @@ class TorchSynth(CsmSpeaking):
     name = "torch"
 
     def __init__(self, config):  # a voxlora.synth.config.SynthConfig
-        self.bundle = load_csm(config.model, dtype=config.resolved_dtype(), device=config.resolved_device())
+        self.bundle = load_csm(
+            config.model, dtype=config.resolved_dtype(), device=config.resolved_device(), codec=config.codec
+        )
         self.processor = self.bundle.processor
         self.adapters = AdapterSwitch(self.bundle.model, merge=config.merge)
         self.sample_rate = self.bundle.sample_rate

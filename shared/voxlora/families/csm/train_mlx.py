@@ -32,6 +32,7 @@ from voxlora.backends.mlx import lora as mlx_lora
 from voxlora.backends.mlx import loss as mlx_loss
 from voxlora.backends.mlx import train as mlx_train
 from voxlora.backends.torch.rng import restore_rng, rng_tensors
+from voxlora.codec_option import codec_folder
 from voxlora.errors import VoxloraError
 from voxlora.families.base import StepResult
 from voxlora.families.csm.data import CsmData
@@ -149,13 +150,9 @@ class MlxTraining(CsmData):
         if DEVICES[config.device] is not None:
             mx.set_default_device(DEVICES[config.device])
         self.config = config
-        self.bundle = mlx_csm.load_mlx_csm(source, dtype=config.dtype, codec=False)
-        if self.bundle.layout != "transformers":
-            raise VoxloraError(
-                f"{self.bundle.path}: lora-train needs a folder in sesame/csm-1b's layout (codec and "
-                f"processor files); this one is in the {self.bundle.layout} layout"
-            )
-        self.data = load_codec_bundle(self.bundle.path)
+        codec = codec_folder(source, config.codec, "lora-train")
+        self.bundle = mlx_csm.load_mlx_csm(source, dtype=config.dtype, codec=False, codec_folder=codec)
+        self.data = load_codec_bundle(codec or self.bundle.path)
         self.frame_rate = float(self.data.codec.config.frame_rate)
         self.max_positions = int(self.data.config.max_position_embeddings)
 

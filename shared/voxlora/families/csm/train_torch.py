@@ -71,7 +71,9 @@ class TorchTraining(CsmData):
             from transformers.utils import logging as hf_logging
 
             hf_logging.disable_progress_bar()  # transformers' "Loading weights" bar: not ours to show
-        self.data = load_csm(source, dtype="fp32" if config.full else config.dtype, device=self.device)
+        self.data = load_csm(
+            source, dtype="fp32" if config.full else config.dtype, device=self.device, codec=config.codec
+        )
         self.frame_rate = float(self.data.codec.config.frame_rate)
         self.max_positions = int(self.data.config.max_position_embeddings)
 
