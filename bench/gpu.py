@@ -107,12 +107,21 @@ def _profile_summary(prof) -> dict:
     table = events.table(sort_by=key, row_limit=12, max_name_column_width=60)
     host_total = sum(e.self_cpu_time_total for e in events) or 1
     launches = sum(e.self_cpu_time_total for e in events if "LaunchKernel" in e.key or "cuLaunch" in e.key)
-    syncs = sum(
-        e.self_cpu_time_total
-        for e in events
-        if "Synchronize" in e.key or e.key in ("cudaMemcpy", "aten::item")
-    )
-    return {"table": table, "launch_share": launches / host_total, "sync_share": syncs / host_total}
+    syncing = [e for e in events if _is_sync(e.key)]
+    syncs = sum(e.self_cpu_time_total for e in syncing)
+    return {"table": table, "launch_share": launches / host_total, "sync_share": syncs / host_total,
+            "host_syncs": sum(e.count for e in syncing if e.key in WAITS) if cuda else "n/a (no GPU)"}  # fmt: skip
+
+
+# CUDA calls in which the host waits for the GPU's stream: what ``.item()``, ``float()``, ``bool()``,
+# ``.cpu()`` and sizes only the data knows (``nonzero``) cost. (cudaDeviceSynchronize is left out:
+# the benchmark's own, to time a step.)
+WAITS = ("cudaStreamSynchronize", "cudaMemcpy", "cudaEventSynchronize")
+
+
+def _is_sync(key: str) -> bool:
+    """A profiler event where the host waits for the device (its time goes into ``sync_share``)."""
+    return "Synchronize" in key or key in ("cudaMemcpy", "aten::item", "aten::_local_scalar_dense")
 
 
 def _profiler():
@@ -156,17 +165,25 @@ def _worker(job: dict) -> dict:
         from voxlora.train.recipe import run
 
         with tempfile.TemporaryDirectory() as out:
+            # the profiled step is not the run's last (the last logs: its reads of the device are allowed)
             config = TrainConfig(
-                model=job["model"], manifest=job["manifest"], out=out, max_steps=total + int(job["profile"]),
+                model=job["model"], manifest=job["manifest"], out=out, max_steps=total + 2 * int(job["profile"]),
                 batch_size=job["batch"], decoder_frame_fraction=job["fraction"], log_every=10**9, warmup_steps=0,
                 cache_dir=job["cache"], backend="torch", device=device, dtype=job["dtype"],
+                compile=job.get("compile", False),
             )  # fmt: skip
+            from voxlora.backends.torch import compile as compile_mod
+
             settings = LoraSettings(rank=RANK, alpha=ALPHA, targets=TARGETS)
-            peak = {}
-            for _ in run(
-                config, settings, on_step=lambda s: (tick(s.step), peak.update(v=_peak_memory_mib()))
-            ):
-                pass
+            peak, backend = {}, compile_mod.BACKEND
+            compile_mod.BACKEND = job.get("compile_backend") or backend
+            try:
+                for _ in run(
+                    config, settings, on_step=lambda s: (tick(s.step), peak.update(v=_peak_memory_mib()))
+                ):
+                    pass
+            finally:
+                compile_mod.BACKEND = backend
         peak = peak["v"]
     else:
         import soundfile as sf
@@ -287,18 +304,23 @@ def run_benchmark(workdir: Path, smoke: bool) -> tuple[list[dict], dict]:
                    dtype=dtype)  # fmt: skip
         flops = step_flops(config, [sum(texts) / len(texts)] * p["batch"], p["frames"],
                            decoder_frames(p["frames"], fraction), lora)  # fmt: skip
-        for side in ("voxlora", "reference"):
-            # the smoke run stays in this process (seconds, not a torch import per run)
-            one = {**job, "side": side, "profile": side == "voxlora" and fraction == 1.0}
+        compiling = (False, True) if not smoke or fraction == 1.0 else (False,)  # smoke: < 1 minute
+        for side, compiled in [*(("voxlora", c) for c in compiling), ("reference", False)]:
+            # the smoke run stays in this process (seconds, not a torch import per run); its compile
+            # is dynamo's capture without a backend compiler (inductor's C++ on a CPU takes minutes)
+            one = {**job, "side": side, "profile": side == "voxlora" and fraction == 1.0, "compile": compiled,
+                   "compile_backend": "eager" if smoke else None}  # fmt: skip
             result = _worker(one) if smoke else run_worker(one, module="bench.gpu")
             step_s = statistics.median(result["step_s"])
             rows.append({
-                "trainer": side, "fraction": fraction, "batch": p["batch"], "dtype": dtype, "step_s": step_s,
-                "audio_s_per_s": p["batch"] * p["frames"] / 12.5 / step_s, "peak_MiB": result["peak_mib"],
-                "TFLOP_per_step": flops / 1e12, "MFU": flops / step_s / rate,
+                "trainer": side, "compile": compiled, "fraction": fraction, "batch": p["batch"], "dtype": dtype,
+                "step_s": step_s, "audio_s_per_s": p["batch"] * p["frames"] / 12.5 / step_s,
+                "peak_MiB": result["peak_mib"], "TFLOP_per_step": flops / 1e12, "MFU": flops / step_s / rate,
             })  # fmt: skip
             if "table" in result:
-                profiles["training step (voxlora, amortisation 1)"] = result
+                profiles[
+                    f"training step (voxlora, amortisation 1, compile {'on' if compiled else 'off'})"
+                ] = result
     synth = bench_synth(model, p["synth_frames"], dtype)
     profiles["one generated frame (synth, single stream; the profile covers 2 frames)"] = synth
     return rows, {"synth": synth, "profiles": profiles, "peak_rate": (rate, rate_from)}
@@ -306,12 +328,14 @@ def run_benchmark(workdir: Path, smoke: bool) -> tuple[list[dict], dict]:
 
 def table_rows(rows: list[dict], extra: dict) -> list[dict]:
     out = []
-    by = {(r["trainer"], r["fraction"]): r for r in rows}
-    for fraction in (1.0, 1 / 16):
-        ours, ref = by[("voxlora", fraction)], by[("reference", fraction)]
+    by = {(r["trainer"], r["compile"], r["fraction"]): r for r in rows}
+    for fraction, compiled in ((f, c) for f in (1.0, 1 / 16) for c in (False, True)):
+        if ("voxlora", compiled, fraction) not in by:  # the smoke run compiles at amortisation 1 only
+            continue
+        ours, ref = by[("voxlora", compiled, fraction)], by[("reference", False, fraction)]
         speed = ours["audio_s_per_s"] / ref["audio_s_per_s"]
         mem = ours["peak_MiB"] / ref["peak_MiB"]
-        name = f"LoRA step, B={ours['batch']}, {ours['dtype']}, amortisation {fraction:g}"
+        name = f"LoRA step, B={ours['batch']}, {ours['dtype']}, amortisation {fraction:g}, compile {'on' if compiled else 'off'}"
         out.append({"benchmark": name, "figure": "audio-s / s", "voxlora": f"{ours['audio_s_per_s']:.3g}",
                     "against": f"recipe {ref['audio_s_per_s']:.3g}", "ratio": f"{speed:.2f}x",
                     "target": ">= 3x" if fraction < 1 else ""})  # fmt: skip
@@ -357,7 +381,8 @@ def main(argv=None) -> int:
     for title, prof in extra["profiles"].items():
         parts += [f"## profile: {title}", "",
                   f"host time in kernel launches {100 * prof['launch_share']:.1f}%, in syncs "
-                  f"{100 * prof['sync_share']:.1f}%", "", "```", prof["table"], "```", ""]  # fmt: skip
+                  f"{100 * prof['sync_share']:.1f}%; host syncs (reads of the device) {prof['host_syncs']}",
+                  "", "```", prof["table"], "```", ""]  # fmt: skip
     slug = "".join(c if c.isalnum() else "-" for c in gpu).strip("-").lower() or "gpu"
     args.results.mkdir(parents=True, exist_ok=True)
     path = args.results / f"{datetime.date.today().isoformat()}-{slug}{'-smoke' if args.smoke else ''}.md"

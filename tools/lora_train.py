@@ -48,13 +48,8 @@ def cli(model, manifest, output, adapter, settings, nproc, dry_run, **options):
     )
     if dry_run:  # nothing loaded, nothing written (voxlora.train.memory)
         from voxlora.train.memory import dry_run as estimate
-        from voxlora.train.memory import plan
 
-        resolved = resolve(config)
-        record = estimate(resolved, settings)
-        if record["family"] == "csm":  # CSM's own estimate, from the manifest's longest clip
-            record.update(plan(resolved, settings))
-        emit(record)
+        emit(estimate(resolve(config), settings))
         return
     if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 alone owns OUT
         resolve(config)  # bad option values and combinations: usage errors, before torch is imported

@@ -7,6 +7,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from tests.speed.conftest import clips, setup  # noqa: F401  (the CPU tests' model and store)
 from tests.trainkit import make_manifest
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (none here)")
@@ -50,7 +51,7 @@ def test_synth_on_the_gpu(tiny_csm, tmp_path):
 
 
 def test_batches_move_through_pinned_memory_asynchronously():
-    from voxlora.train.batches import Batch
+    from voxlora.families.csm.batches import Batch
 
     batch = Batch(clips=torch.arange(2), tokens=torch.zeros(2, 3, dtype=torch.long),
                   codes=torch.zeros(2, 3, 4, dtype=torch.long), kind=torch.zeros(2, 3, dtype=torch.int8),
@@ -60,3 +61,39 @@ def test_batches_move_through_pinned_memory_asynchronously():
     for name, value in vars(moved).items():
         if isinstance(value, torch.Tensor):
             assert value.device.type == "cuda", name
+
+
+def test_a_training_step_that_does_not_log_never_syncs(setup):  # noqa: F811
+    """torch's own check: any host sync inside steps 1-3 raises (the CPU twin: tests/speed/test_no_sync.py)."""
+    from voxlora.train import batches
+    from voxlora.train.loop import train
+
+    model, store, config = setup(device="cuda", dtype="bf16", max_steps=4, log_every=4, save_minutes=0)
+    planned = [b for _, b in zip(range(4), batches.iterate_batches(store, config), strict=False)]
+
+    def iterate(*args):
+        for i, b in enumerate(planned):
+            torch.cuda.set_sync_debug_mode("error" if i < 3 else "default")  # step 4 logs: it may read
+            yield b
+
+    try:
+        records = list(train(model, store, config, iterate_batches=iterate))
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert [r["step"] for r in records] == [4]
+
+
+def test_compile_on_the_gpu_with_inductor(setup):  # noqa: F811
+    from voxlora.backends.torch.compile import Compiled, attach
+    from voxlora.families.csm.batches import Buckets
+    from voxlora.train.loop import train
+
+    model, store, config = setup(device="cuda", dtype="bf16", max_steps=3, log_every=1)
+    csm = model.get_base_model()
+    attach(
+        csm,
+        Compiled({"backbone": csm.backbone_model, "decoder": csm.depth_decoder.model}, backend="inductor"),
+    )
+    store.buckets = Buckets(int(csm.config.max_position_embeddings), rows=config.batch_size)
+    records = list(train(model, store, config))
+    assert all(r["loss"] > 0 for r in records) and 1 <= records[-1]["compiles"] <= 4

@@ -86,7 +86,13 @@ class Stepper(Protocol):
         ``config.max_grad_norm``; the loss is the family's, over the whole step."""
 
     def problem(self, result: StepResult) -> str | None:
-        """'the loss is nan' / 'the gradient norm is inf' when the step must not be applied, else None."""
+        """'the loss is nan' / 'the gradient norm is inf' when the step must not be applied, else None.
+
+        A stepper that cannot tell without waiting for the device (torch's) returns None, skips the
+        update itself and names the step in ``skipped()`` (called when the loop logs or saves)."""
+
+    def skipped(self) -> tuple[int, str] | None:
+        """(step counted from 1 in this stepper's life, what) of the first non-finite step skipped, or None."""
 
     def update(self, lr: float) -> None:
         """Apply the gradients of the last `backward` at learning rate ``lr``."""
@@ -206,6 +212,9 @@ class ModelFamily(Protocol):
     """A family's entry point: its layout and its two loaders (each picks the backend itself)."""
 
     layout: Any  # `voxlora.families.layout.Family`: tensor names, presets, codec prefixes
+    compiles: (
+        bool  # (optional, default False) --compile on torch: its batches are bucketed, its stacks compiled
+    )
 
     def load_for_training(self, config, source) -> TrainModel:
         """The base at ``source`` (a model folder) for `voxlora.train.config.TrainConfig` ``config``

@@ -61,12 +61,16 @@ class CsmBundle:
         return int(self.model.config.codec_config.sampling_rate)
 
 
-def load_csm(model, dtype: str = "fp32", device: str = "cpu", codec=None) -> CsmBundle:
+def load_csm(
+    model, dtype: str = "fp32", device: str = "cpu", codec=None, attention: str = "sdpa"
+) -> CsmBundle:
     """Load a CSM model and processor for the torch backend.
 
     A csm-1b-mlx folder is converted at load (`voxlora.families.csm.mlx_torch`), its codec and
     processor taken from ``codec`` (``--codec``: a sesame/csm-1b-layout folder or hub id).
     The codec stays in fp32 whatever ``dtype`` is: Mimi's quantizer is not meant for half precision.
+    ``attention`` is transformers' ``attn_implementation`` for the whole model (sdpa, eager,
+    flash_attention_2: `voxlora.backends.torch.attention`), set explicitly, not left to its default.
     """
     from transformers import AutoProcessor, CsmForConditionalGeneration
 
@@ -80,12 +84,13 @@ def load_csm(model, dtype: str = "fp32", device: str = "cpu", codec=None) -> Csm
     try:
         if source is None:
             csm = CsmForConditionalGeneration.from_pretrained(
-                folder, dtype=torch_dtype(dtype), use_safetensors=True
+                folder, dtype=torch_dtype(dtype), use_safetensors=True, attn_implementation=attention
             )
         else:
             from voxlora.families.csm.mlx_torch import load_model
 
             csm = load_model(folder, source, torch_dtype(dtype))
+            csm.set_attn_implementation(attention)
         processor = AutoProcessor.from_pretrained(source or folder)
     except (OSError, ValueError) as e:
         raise VoxloraError(f"{folder}: cannot load the CSM model: {str(e).splitlines()[0]}") from None

@@ -60,6 +60,10 @@ class TrainConfig:
     dtype: str = "auto"  # auto | fp32 | bf16 | fp16: compute precision (autocast); master weights stay fp32
     # auto: bf16 on a CUDA GPU (torch backend), fp32 elsewhere, as synth's --dtype auto
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    attention: str = "sdpa"  # sdpa | eager | flash_attention_2: transformers' attn_implementation (torch)
+    compile: bool = (
+        False  # torch.compile the model's transformer stacks, batches padded to a few shapes (CSM, torch)
+    )
     processes: int = 1  # processes the run started on (torchrun): a step is grad_accum x processes micro-batches; kept on --resume
 
     # validation, logging, saving
@@ -120,6 +124,7 @@ CHOICES = {
     "dtype": ("auto", "fp32", "bf16", "fp16"),
     "device": ("auto", "cpu", "cuda", "mps"),
     "save_mode": ("lora", "full", "both"),
+    "attention": ("sdpa", "eager", "flash_attention_2"),  # voxlora.backends.torch.attention.ATTENTION
 }
 
 
@@ -176,6 +181,8 @@ def resolve(config: TrainConfig) -> TrainConfig:
         raise VoxloraError(
             "--full is not available with --backend mlx; train an adapter, or use --backend torch"
         )
+    if c.backend == "mlx" and c.compile:
+        raise UsageError("--compile is torch.compile: for --backend torch (MLX compiles nothing here yet)")
     if c.backend == "mlx" and c.grad_checkpointing:
         raise VoxloraError("--grad-checkpointing is for --backend torch")
     if c.backend == "mlx" and c.dtype == "fp16":

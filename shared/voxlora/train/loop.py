@@ -15,7 +15,10 @@ dropout by the backend's generator (torch: the global one, whose state checkpoin
 
 Two ways out before the last step: ``should_stop()`` turning true (a signal, checked between
 steps: the loop saves a checkpoint and returns), and a NaN or infinite loss or gradient norm
-(`NonFinite`, raised before the optimizer touches the weights, so nothing bad is ever saved).
+(`NonFinite`). A non-finite step is never applied to the weights: MLX's stepper says so at once
+(``problem``); torch's skips the update on the device and names the step (``skipped``) only when the
+loop next logs, validates or saves, so that no other step waits for the GPU. Either way the run
+stops before anything after the bad step is printed or saved.
 """
 
 import functools
@@ -122,6 +125,12 @@ def train(
     )
     if optimizer_state is not None:
         stepper.load_state(optimizer_state)
+    first_step = state.step
+
+    def check() -> None:  # a bad step found on the device since the last check (one host sync)
+        bad = stepper.skipped() if hasattr(stepper, "skipped") else None
+        if bad is not None:
+            raise NonFinite(first_step + bad[0], bad[1])
 
     window = {"start": time.perf_counter(), "frames": 0, "backbone": 0.0, "decoder": 0.0, "steps": 0}
     padding = [0, 0]  # padded positions, all positions of the log window's batches (host tensors: no sync)
@@ -147,6 +156,7 @@ def train(
 
         out = []
         if state.step % config.log_every == 0 or state.step == steps:
+            check()
             elapsed = max(time.perf_counter() - window["start"], 1e-9)
             backbone_loss = float(window["backbone"]) / window["steps"]
             decoder_loss = float(window["decoder"]) / window["steps"]
@@ -164,21 +174,27 @@ def train(
                     "pad_fraction": round(padding[0] / max(padding[1], 1), 4),  # compute spent on padding
                 }
             )
+            compiled = getattr(stepper, "compiled", None)  # --compile: graphs compiled so far (one per shape)
+            if compiled is not None:
+                out[-1]["compiles"] = compiled.graphs
             window = {"start": time.perf_counter(), "frames": 0, "backbone": 0.0, "decoder": 0.0, "steps": 0}
             padding = [0, 0]
         paused = time.perf_counter()  # validation and saving are not training throughput
         if val_store is not None and (
             (config.val_every and state.step % config.val_every == 0) or state.step == steps
         ):
+            check()
             out.append({"step": state.step, **evaluate(stepper, val_store, config)})
         if save_due is not None:
             saved = save is not None and save_due(state.step)
         else:
             saved = save is not None and config.save_every and state.step % config.save_every == 0
         if saved:  # before the step's lines go out: a line printed is a step kept
+            check()
             save(state, stepper.optimizer, stepper.scaler)
         stop = should_stop is not None and should_stop() and state.step < steps
         if stop and save is not None and not saved:
+            check()
             save(state, stepper.optimizer, stepper.scaler)
         window["start"] += time.perf_counter() - paused
         yield from out

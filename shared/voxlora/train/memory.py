@@ -12,7 +12,7 @@ From the checkpoint's safetensors headers (tensor shapes) and config.json alone:
                  without, each layer keeps ~(10 hidden + 4 intermediate) values per position
     heads        the output logits of the positions that predict targets, fp32 (x2 for the softmax)
 
-plus a fixed 10 % for the CUDA context, allocator fragmentation and temporaries. It is an
+plus a fixed 10 % (``overhead``) for the CUDA context, allocator fragmentation and temporaries. It is an
 estimate (transformers' and the kernels' exact workspaces vary), meant to choose settings: the
 README's memory table comes from it.
 """
@@ -63,13 +63,13 @@ def estimate(
         "activations": float(activations),
         "heads": positions * head_outputs * 4.0 * 2,
     }
-    total = sum(parts.values()) * 1.1
+    parts["overhead"] = sum(parts.values()) * 0.1
     return {
         "base_params": base,
         "trained_params": trained,
         "positions": positions,
-        **{f"{k}_gib": round(v / GIB, 2) for k, v in parts.items()},
-        "total_gib": round(total / GIB, 2),
+        "estimated_peak_GiB": round(sum(parts.values()) / GIB, 2),  # the one name, every family and backend
+        "estimate_MiB": {k: round(v / 2**20, 1) for k, v in parts.items()},
     }
 
 
@@ -93,7 +93,9 @@ def _model_config(folder, config) -> dict:
 
 
 def dry_run(config, settings) -> dict:
-    """lora-train --dry-run's record: the run's settings and `estimate` for them (nothing loaded)."""
+    """lora-train --dry-run's record: the run's settings and one estimate, ``estimated_peak_GiB`` with
+    its parts in ``estimate_MiB`` (nothing loaded). CSM's is `plan`'s, from the manifest's longest
+    clip; the other families' `estimate`'s, from the batch budget."""
     import dataclasses
 
     from voxlora import families, targets
@@ -101,6 +103,8 @@ def dry_run(config, settings) -> dict:
 
     folder = model_dir(config.model)
     kind = families.resolve(folder)
+    if kind.name == "csm":  # CSM's own estimate, from the manifest's longest clip
+        return {"family": kind.name, **plan(config, settings)}
     shapes = targets.base_shapes(folder)
     base_only = {n: s for n, s in shapes.items() if not kind.is_codec(n)}
     if config.full:

@@ -88,6 +88,8 @@ OPTIONS = [  # in --help's order
                  help="Recompute activations in backward (less memory) [default: on for models over 2B]."),
     click.option("--quantize", type=click.Choice(["4bit"]), default=None,
                  help="QLoRA: load the frozen base in 4 bits (bitsandbytes; CUDA only)."),
+    choice("attention", help="transformers' attention kernel (torch): sdpa; eager (the reference); flash_attention_2 (flash-attn, CUDA)."),
+    opt("--compile", is_flag=True, help="torch.compile the model (CSM, torch), batches padded to a few shapes: a handful of compiles."),
     click.option("--dry-run", is_flag=True, help="Print the estimated peak memory for these settings; load nothing."),
     click.option("--nproc", type=click.IntRange(min=1), default=1, show_default=True,
                  help="Processes on this machine, one GPU each (torchrun; see the README for several machines)."),

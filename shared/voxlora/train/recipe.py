@@ -213,6 +213,8 @@ def _train(
 
     torch.manual_seed(config.seed)
     source = resume.path if resume is not None and config.full else folder
+    if config.compile and not getattr(family, "compiles", False):
+        raise VoxloraError(f"--compile: not available for {family.layout.name} models yet (CSM only)")
     backend = family.load_for_training(config, source)
     started = time.perf_counter()
     cache = CodesCache(config.cache_dir, backend.codec_identity)

@@ -4,8 +4,14 @@
 the family's (``loss(model, batch) -> (backbone, decoder)`` sums; CSM's when none is given, as the
 loop's tests use it): micro-batches under
 autocast, ``backbone / N_backbone + decoder / N_decoder`` backpropagated per micro-batch (fp16:
-through the GradScaler), the global norm clipped, then NaN/inf checked in one sync before the
-optimizer may touch a weight. Dropout draws from torch's global generator, which checkpoints keep.
+through the GradScaler), the global norm clipped. Dropout draws from torch's global generator,
+which checkpoints keep.
+
+No step waits for the device (on a GPU the host queues the next step while this one runs): a NaN or
+infinite loss or gradient norm is found on the device, and the fused optimizer skips that update
+there (its ``found_inf``, GradScaler's mechanism: weights, moments and step count untouched). The
+first such step is remembered on the device and read by `TorchStepper.skipped` when the loop next
+logs or saves, which stops the run naming it: a non-finite update never reaches the weights.
 """
 
 import contextlib
@@ -13,6 +19,7 @@ import math
 
 import torch
 
+from voxlora.backends.torch.compile import compiled_of
 from voxlora.errors import VoxloraError
 from voxlora.families.base import StepResult
 
@@ -35,12 +42,15 @@ def pick_device(name: str) -> str:
 
 
 def make_optimizer(params, config) -> torch.optim.Optimizer:
-    """adamw (decoupled weight decay) | adam (L2) | sgd, over the trainable tensors; Adam's fused
-    kernel when every tensor is on a GPU (one launch per step instead of several per tensor)."""
+    """adamw (decoupled weight decay) | adam (L2) | sgd, over the trainable tensors, with torch's
+    fused kernel (one launch per step instead of several per tensor; CPU, CUDA and MPS have one),
+    whose ``found_inf`` skips a non-finite step on the device."""
+    from torch.utils._foreach_utils import _get_fused_kernels_supported_devices
+
     kinds = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam, "sgd": torch.optim.SGD}
     params = list(params)
     extra = {}
-    if config.optimizer != "sgd" and params and all(p.device.type == "cuda" for p in params):
+    if params and all(p.device.type in _get_fused_kernels_supported_devices() for p in params):
         extra["fused"] = True
     return kinds[config.optimizer](params, lr=config.lr, weight_decay=config.weight_decay, **extra)
 
@@ -67,6 +77,12 @@ class TorchStepper:
         self.optimizer = make_optimizer(self.params, config)
         self.scaler = torch.amp.GradScaler(torch.device(device).type) if config.dtype == "fp16" else None
         self.max_norm = config.max_grad_norm or math.inf
+        self.steps = 0  # problem() calls: the step numbers `skipped` names
+        first = self.params[0]
+        self.first_bad = torch.zeros(3, device=first.device)  # (step, kind, value) of the first bad step
+        self.skip = None  # () float on the device: 1.0 skips the coming update
+        base = model.get_base_model() if hasattr(model, "get_base_model") else model  # inside peft's wrapper
+        self.compiled = compiled_of(base)  # --compile's `Compiled` (its graph count goes into the metrics)
         model.train()
 
     def load_state(self, optimizer_state: dict) -> None:
@@ -95,31 +111,51 @@ class TorchStepper:
         return StepResult(step_backbone, step_decoder, grad_norm, frames, n_backbone, n_decoder)
 
     def problem(self, result: StepResult) -> str | None:
-        """NaN or inf in the loss (or the gradient norm) of the step, checked in one sync.
+        """None: a non-finite step is found on the device, without waiting for it (see the module's
+        docstring), skipped by `update` and named by `skipped` at the next log or save.
 
-        With fp16's GradScaler the gradient norm is not checked: an overflow there is the scaler's to
-        handle (it skips the step and lowers the scale).
+        With fp16's GradScaler only the loss counts: an overflow in the gradients is the scaler's to
+        handle (the step is skipped, the scale lowered), as it always was.
         """
-        loss = result.backbone + result.decoder
-        grad_norm = None if self.scaler else result.grad_norm
-        values = torch.stack(
-            [loss.detach().float().reshape(()), *([grad_norm.float()] if grad_norm is not None else [])]
+        self.steps += 1
+        loss = (result.backbone + result.decoder).detach().float().reshape(())
+        loss_bad = ~torch.isfinite(loss)
+        grad_bad = ~torch.isfinite(result.grad_norm.float())
+        bad = loss_bad if self.scaler is not None else loss_bad | grad_bad
+        first = bad & (self.first_bad[0] == 0)  # () bool: the first bad step since training began
+        entry = torch.stack(
+            [
+                loss.new_full((), float(self.steps)),
+                torch.where(loss_bad, 1.0, 2.0),
+                torch.where(loss_bad, loss, result.grad_norm.float()),
+            ]
         )
-        if bool(torch.isfinite(values).all()):
+        self.first_bad = torch.where(first, entry, self.first_bad)  # (3,): step, 1 loss | 2 grad, value
+        self.skip = (loss_bad | grad_bad).float()  # the optimizer's found_inf
+        return None
+
+    def skipped(self) -> tuple[int, str] | None:
+        """(step, what) of the first non-finite step, counted from 1 in this stepper's life, or None.
+
+        The one read of the device: the loop calls it only when it logs or saves."""
+        step, kind, value = self.first_bad.tolist()
+        if not step:
             return None
-        loss_value = float(values[0])
-        if not math.isfinite(loss_value):
-            return f"the loss is {loss_value}"
-        return f"the gradient norm is {float(values[1])}"
+        return int(step), f"the {'loss' if kind == 1 else 'gradient norm'} is {value}"
 
     def update(self, lr: float) -> None:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        if self.scaler is not None:
-            self.scaler.step(self.optimizer)
+        if self.optimizer.defaults.get("fused"):
+            self.optimizer.found_inf = self.skip  # 1.0: skipped on the device (None: no check was made)
+        elif self.skip is not None and bool(self.skip):  # no fused kernel here: one sync per step
+            if self.scaler is not None:
+                self.scaler.update()
+            return
+        self.optimizer.step()
+        if self.scaler is not None:  # its found_inf came from unscale_; the scale moves on the device
             self.scaler.update()
-        else:
-            self.optimizer.step()
+        self.skip = None
 
     def evaluate(self, batch) -> tuple[float, float]:
         was_training = self.model.training
@@ -131,3 +167,5 @@ class TorchStepper:
 
     def finish(self) -> None:
         self.model.eval()
+        if self.compiled is not None:
+            self.compiled.report()

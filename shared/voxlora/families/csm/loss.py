@@ -20,7 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from voxlora.families.csm.sequences import EOS, FRAME
+from voxlora.backends.torch.attention import causal_training
+from voxlora.backends.torch.compile import stacks
 
 
 def unwrap(model) -> nn.Module:
@@ -40,30 +41,48 @@ def _audio_embeddings(embed, codes: torch.Tensor) -> torch.Tensor:
 def csm_loss(model, batch) -> tuple[torch.Tensor, torch.Tensor]:
     """(backbone cross-entropy sum, depth-decoder cross-entropy sum), fp32 scalars.
 
-    Means: divide by ``batch.n_backbone`` and ``batch.n_decoder`` (or the step's totals).
+    Means: divide by ``batch.n_backbone`` and ``batch.n_decoder`` (or the step's totals). Positions
+    are gathered by the batch's host-made indices (``audio_index``, ``predict_index``,
+    ``decoder_index``): no boolean-mask indexing, whose size the host would wait for on a GPU.
     """
     csm = unwrap(model)
-    audio = (batch.kind == FRAME) | (batch.kind == EOS)  # (B, T)
+    b, t = batch.tokens.shape
     x = csm.embed_text_tokens(batch.tokens)  # (B, T, H)
-    audio_x = _audio_embeddings(csm.backbone_model.embed_tokens, batch.codes[audio])  # (N, H)
-    x = x.masked_scatter(audio.unsqueeze(-1), audio_x.to(x.dtype))  # (B, T, H)
-    h = csm.backbone_model(inputs_embeds=x, use_cache=False).last_hidden_state  # (B, T, H)
+    flat_codes = batch.codes.flatten(0, 1)  # (B*T, K)
+    audio_x = _audio_embeddings(
+        csm.backbone_model.embed_tokens, flat_codes.index_select(0, batch.audio_index)
+    )
+    x = x.flatten(0, 1).index_copy(0, batch.audio_index, audio_x.to(x.dtype)).view(b, t, -1)  # (B, T, H)
+    configs = (csm.backbone_model.config, csm.depth_decoder.model.config)
+    compiled = stacks(csm)  # --compile: the same modules, compiled (`voxlora.backends.torch.compile`)
+    backbone_model = compiled.get("backbone", csm.backbone_model)
+    with causal_training(*configs):  # no mask to build, no device read (`attention`'s docstring)
+        h = backbone_model(inputs_embeds=x, use_cache=False).last_hidden_state  # (B, T, H)
 
-    predicts = audio[:, 1:]  # (B, T-1): position t predicts codebook 0 of position t+1
-    logits = csm.lm_head(h[:, :-1][predicts])  # (M, V)
-    targets = batch.codes[:, 1:, 0][predicts]  # (M,)
+    h_prev_all = h[:, :-1].flatten(0, 1)  # (B*(T-1), H): position t predicts codebook 0 of t+1
+    logits = csm.lm_head(h_prev_all.index_select(0, batch.predict_index))  # (M, V)
+    next_codes = batch.codes[:, 1:].flatten(0, 1)  # (B*(T-1), K), the frames at t+1
+    targets = next_codes[:, 0].index_select(0, batch.predict_index)  # (M,)
     backbone = F.cross_entropy(logits.float(), targets, reduction="sum")
 
-    chosen = batch.decoder[:, 1:]  # (B, T-1), frames at t+1
-    h_prev = h[:, :-1][chosen]  # (Fr, H) the state that predicted each chosen frame's codebook 0
-    codes = batch.codes[:, 1:][chosen]  # (Fr, K)
+    h_prev = h_prev_all.index_select(
+        0, batch.decoder_index
+    )  # (Fr, H) the state that predicted each chosen frame
+    codes = next_codes.index_select(0, batch.decoder_index)  # (Fr, K)
     ids = F.pad(codes[:, :-1], (1, 0))  # (Fr, K): slot 0 is replaced by h_prev
+    fr, pad = len(ids), batch.decoder_rows - len(ids)
+    if pad > 0:  # --compile: a bucket's rows (zeros), cut off below
+        ids, h_prev = F.pad(ids, (0, 0, 0, pad)), F.pad(h_prev, (0, 0, 0, pad))
     decoder = csm.depth_decoder
     # An all-ones mask keeps SDPA's is_causal path and avoids transformers' packed-sequence check,
     # which fails on the decoder's 1-D position ids when Fr == K.
-    hd = decoder.model(
-        input_ids=ids, backbone_last_hidden_state=h_prev, attention_mask=torch.ones_like(ids), use_cache=False
-    ).last_hidden_state  # (Fr, K, Hd)
+    with causal_training(*configs):
+        hd = compiled.get("decoder", decoder.model)(
+            input_ids=ids,
+            backbone_last_hidden_state=h_prev,
+            attention_mask=torch.ones_like(ids),
+            use_cache=False,
+        ).last_hidden_state[:fr]  # (Fr, K, Hd)
     heads = decoder.codebooks_head.weight  # (K-1, Hd, V)
     dec_logits = torch.einsum("fkh,khv->fkv", hd[:, 1:], heads.to(hd.dtype))  # (Fr, K-1, V)
     dec = F.cross_entropy(dec_logits.float().flatten(0, 1), codes[:, 1:].flatten(), reduction="sum")

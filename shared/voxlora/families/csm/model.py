@@ -14,6 +14,7 @@ class CsmModel:
     """Loads CSM for training or synthesis on the backend its config names."""
 
     layout = FAMILY
+    compiles = True  # --compile (torch): bucketed batches, compiled backbone and depth decoder
 
     def load_for_training(self, config, source):
         if config.backend == "mlx":

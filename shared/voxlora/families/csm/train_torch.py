@@ -72,7 +72,11 @@ class TorchTraining(CsmData):
 
             hf_logging.disable_progress_bar()  # transformers' "Loading weights" bar: not ours to show
         self.data = load_csm(
-            source, dtype="fp32" if config.full else config.dtype, device=self.device, codec=config.codec
+            source,
+            dtype="fp32" if config.full else config.dtype,
+            device=self.device,
+            codec=config.codec,
+            attention=config.attention,
         )
         self.frame_rate = float(self.data.codec.config.frame_rate)
         self.max_positions = int(self.data.config.max_position_embeddings)
@@ -88,7 +92,22 @@ class TorchTraining(CsmData):
             gc.collect()
 
     def make_trainable(self, adapter):
-        return make_trainable(self.data, adapter, self.config)
+        model, names = make_trainable(self.data, adapter, self.config)
+        if self.config.compile:  # the loss calls the compiled stacks (backends/torch/compile.py)
+            from voxlora.backends.torch.compile import Compiled, attach
+
+            csm = self.data.model
+            attach(csm, Compiled({"backbone": csm.backbone_model, "decoder": csm.depth_decoder.model}))
+        return model, names
+
+    def build_store(self, clips):
+        store = super().build_store(clips)
+        if self.config.compile:  # batches padded to a few shapes: a handful of compiles
+            from voxlora.families.csm.batches import Buckets
+
+            rows = None if self.config.max_batch_frames else self.config.batch_size
+            store.buckets = Buckets(self.max_positions, rows=rows, budget=self.config.max_batch_frames)
+        return store
 
     @property
     def where(self) -> str:

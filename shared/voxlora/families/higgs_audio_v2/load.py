@@ -83,15 +83,25 @@ def quantization(device: str, quantize: str | None):
     )  # fmt: skip
 
 
-def load_model(path, dtype=None, use_text_head: bool = False, device: str | None = None, quantize=None):
-    """``HiggsAudioV2ForConditionalGeneration`` with every tensor loaded (either layout)."""
+def load_model(
+    path,
+    dtype=None,
+    use_text_head: bool = False,
+    device: str | None = None,
+    quantize=None,
+    attention: str = "sdpa",
+):
+    """``HiggsAudioV2ForConditionalGeneration`` with every tensor loaded (either layout), its attention
+    ``attention`` (transformers' ``attn_implementation``: sdpa, eager, flash_attention_2), set explicitly."""
     import torch
     from transformers import HiggsAudioV2Config, HiggsAudioV2ForConditionalGeneration
 
     path = Path(path)
     config = read_config(path)
     dtype = dtype or torch.float32
-    kwargs = dict(dtype=dtype, output_loading_info=True, use_text_head=use_text_head)
+    kwargs = dict(
+        dtype=dtype, output_loading_info=True, use_text_head=use_text_head, attn_implementation=attention
+    )
     if quantize:
         kwargs |= dict(quantization_config=quantization(device or "cpu", quantize), device_map={"": device})
     if config.get("model_type") == "higgs_audio":

@@ -51,8 +51,9 @@ class HiggsTraining:
         text_head = bool(getattr(config, "text_loss", False))
         dtype = DTYPES["fp32" if config.full else config.dtype]
         self.model = load_model(
-            source, dtype=dtype, use_text_head=text_head, device=self.device, quantize=quantize
-        )
+            source, dtype=dtype, use_text_head=text_head, device=self.device, quantize=quantize,
+            attention=getattr(config, "attention", "sdpa"),
+        )  # fmt: skip
         if quantize:
             from peft import prepare_model_for_kbit_training
 
