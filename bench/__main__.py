@@ -1,7 +1,7 @@
 """`make bench`: every benchmark, one table on stdout, saved with the details to bench/results/.
 
     python -m bench                              everything (about 15-20 minutes on 2 cores)
-    python -m bench --only train --sizes small   one part, quickly (train | merge | mkmanifest | mlx-memory)
+    python -m bench --only train --sizes small   one part, quickly (train | merge | mkmanifest | mlx-memory | synth)
 
 Each row is one figure: voxlora's value, what it is measured against (the transformers recipe, a
 plain copy, the machine's matmul rate, real time), their ratio and the issue's target for it.
@@ -18,7 +18,7 @@ from pathlib import Path
 from bench.table import markdown, save
 
 WORK = Path(__file__).parent / "work"
-PARTS = ("train", "merge", "mkmanifest", "mlx-memory")
+PARTS = ("train", "merge", "mkmanifest", "mlx-memory", "synth")
 
 
 def _row(benchmark, figure, ours, against="", ratio=None, target="", met=None) -> dict:
@@ -115,6 +115,20 @@ def mlx_memory_rows(rows: list[dict]) -> list[dict]:
     ]  # fmt: skip
 
 
+def synth_rows(rows: list[dict]) -> list[dict]:
+    """voxlora's CSM loop against transformers' generate, single stream and batched (CPU, fp32)."""
+    by = {(r["what"], r["generator"]): r for r in rows}
+    out = []
+    for what in dict.fromkeys(r["what"] for r in rows):
+        ours, ref = by[(what, "voxlora")], by[(what, "transformers")]
+        out.append(
+            _row(f"synth {what}, {ours['size']} CSM ({ours['params_M']:.0f}M), fp32", "frames / s",
+                 f"{ours['frames_per_s']:.3g}", f"transformers generate {ref['frames_per_s']:.3g}",
+                 ours["frames_per_s"] / ref["frames_per_s"])
+        )  # fmt: skip
+    return out
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--only", default=",".join(PARTS), help=f"comma-separated parts: {', '.join(PARTS)}")
@@ -160,6 +174,12 @@ def main(argv=None) -> int:
         rows = bench_mlx_memory(args.workdir, size=args.mlx_size)
         table += mlx_memory_rows(rows)
         details["MLX memory"] = rows
+    if "synth" in parts:
+        from bench.bench_synth import bench_synth
+
+        rows = bench_synth(args.workdir)
+        table += synth_rows(rows)
+        details["synth generation"] = rows
     if torch.cuda.is_available():  # issue 7's GPU rows are not written yet: say so, never a blank
         table.append(_row("GPU training (CSM-1B, bf16)", "not measured", "no GPU benchmark in bench/ yet"))
     setting = (

@@ -51,6 +51,7 @@ def cli(text, contexts, context_texts, output, out_dir, strict, overwrite, **opt
     from voxlora.adapter_speakers import adapter_meta, pick_speaker
     from voxlora.devices import check_device
     from voxlora.synth.requests import ContextClip, make_request, read_requests
+    from voxlora.synth.stream import speak_stream
 
     sidecar = options["adapter"] and os.path.join(options["adapter"], SIDECAR)  # the adapter's voxlora.json
     options["speaker"] = pick_speaker(options["speaker"], adapter_meta(sidecar))
@@ -58,6 +59,8 @@ def cli(text, contexts, context_texts, output, out_dir, strict, overwrite, **opt
         context=[ContextClip(a, t) for a, t in zip(contexts, context_texts, strict=True)], **options
     )
     check_device(config.device, config.resolved_backend())  # before anything loads
+    if config.batch_size > 1 and config.resolved_backend() == "mlx":
+        raise click.UsageError("--batch-size above 1 needs --backend torch (MLX speaks one clip at a time)")
     inputs = [("a --context clip", c) for c in contexts]
     if output:
         outputs.check_file(output, outputs.WAV_FILE, inputs, overwrite=overwrite)
@@ -82,27 +85,26 @@ def cli(text, contexts, context_texts, output, out_dir, strict, overwrite, **opt
         os.makedirs(out_dir, exist_ok=True)
         outputs.mark_dir(out_dir, kind)
 
+    def check_out(request):  # a record's own "out": the single-file rule
+        if batch and request.out is not None:
+            try:
+                clips = [("a context clip", c.audio) for c in request.context]
+                outputs.check_file(request.out, outputs.WAV_FILE, clips, overwrite=overwrite)
+            except VoxloraError as e:
+                raise VoxloraError(f"{request.where}: {e}" if request.where else str(e)) from None
+
     synth = Synthesizer(config)
     failed = made = 0
     with tqdm(unit="clip", file=sys.stderr, disable=not (batch and show_progress())) as bar:
-        for request in requests:
-            try:
-                if isinstance(request, VoxloraError):  # a bad stdin line
-                    raise request
-                if batch and request.out is not None:  # a record's own "out": the single-file rule
-                    where = f"{request.where}: " if request.where else ""
-                    try:
-                        clips = [("a context clip", c.audio) for c in request.context]
-                        outputs.check_file(request.out, outputs.WAV_FILE, clips, overwrite=overwrite)
-                    except VoxloraError as e:
-                        raise VoxloraError(f"{where}{e}") from None
-                emit(synth.speak(request).record)
-                made += 1
-            except VoxloraError as e:
+        for result in speak_stream(synth, requests, config.batch_size, check_out):
+            if isinstance(result, VoxloraError):  # a bad stdin line, or a clip that failed
                 if strict or not batch:
-                    raise
+                    raise result
                 failed += 1
-                click.echo(f"Error: {e}", err=True)
+                click.echo(f"Error: {result}", err=True)
+            else:
+                emit(result)
+                made += 1
             bar.update(1)
     if failed:  # every good line was spoken; the exit code still tells a cron job something failed
         raise VoxloraError(

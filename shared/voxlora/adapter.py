@@ -193,6 +193,16 @@ def _peft_config_fields() -> set[str]:
     return {f.name for f in dataclasses.fields(LoraConfig)} | {"peft_version", "auto_mapping"}
 
 
+# Keys every adapter_config.json holds (peft's and voxlora's own): a config of only these is read
+# without importing peft (seconds: it imports transformers), which is asked only about other keys.
+_COMMON_PEFT_KEYS = frozenset({
+    "base_model_name_or_path", "bias", "fan_in_fan_out", "inference_mode", "init_lora_weights",
+    "lora_alpha", "lora_dropout", "modules_to_save", "peft_type", "r", "revision", "target_modules",
+    "task_type", "use_dora", "use_rslora", "layers_to_transform", "layers_pattern", "rank_pattern",
+    "alpha_pattern", "peft_version", "auto_mapping",
+})  # fmt: skip
+
+
 def _read_peft(folder: Path) -> Adapter:
     config = read_json_object(folder / CONFIG)
     where = folder / CONFIG
@@ -204,7 +214,8 @@ def _read_peft(folder: Path) -> Adapter:
     missing = [key for key in ("r", "lora_alpha", "target_modules") if key not in config]
     if missing:  # peft would fill in its defaults; a guessed scaling is a silently wrong adapter
         raise VoxloraError(f"{where}: missing {', '.join(missing)}")
-    unknown = sorted(set(config) - _peft_config_fields())
+    unknown = set(config) - _COMMON_PEFT_KEYS
+    unknown = sorted(unknown - _peft_config_fields()) if unknown else []
     if unknown:
         log.warning(f"{where}: ignoring fields this peft does not know: {', '.join(unknown)}")
     init = config.get("init_lora_weights", True)

@@ -24,8 +24,9 @@ import json
 import logging
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 from voxlora.columns import pick_columns, speaker_of, text_of
 from voxlora.errors import VoxloraError
@@ -46,6 +47,7 @@ AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".m4a", ".aac")
 SIDECAR_SUFFIXES = (".normalized.txt", ".original.txt", ".txt", ".lab")
 COMMON_VOICE_TSVS = ("validated.tsv", "train.tsv")
 _LIBRITTS_NAME = re.compile(r"^(\d+)_(\d+)_")
+T = TypeVar("T")
 
 
 def iter_source(path) -> Iterator[Entry]:
@@ -127,6 +129,15 @@ def _lines(path: Path, as_read: bool = False) -> Iterator[tuple[int, str | Rejec
                 yield line_no, text.rstrip("\r\n")
 
 
+def _each_line(path: Path, parse: Callable[[str, str], T]) -> Iterator[T | Entry]:
+    """``parse(where, text)`` of each non-blank line (``where``: "file:line"); a line that does not
+    decode is an `Entry` with its error."""
+    name = display_path(path)
+    for line_no, text in _lines(path):
+        where = f"{name}:{line_no}"
+        yield Entry(where, error=text) if isinstance(text, Rejected) else parse(where, text)
+
+
 # -- a folder of audio files with transcripts beside them (LibriTTS, home-made sets) ----------------
 def _audio_files(folder: Path) -> Iterator[Path]:
     for root, dirs, files in os.walk(folder):
@@ -177,26 +188,22 @@ def _ljspeech_audio(folder: Path, clip_id: str) -> str:
 
 def iter_ljspeech(csv_path) -> Iterator[Entry]:
     csv_path = Path(csv_path)
-    name = display_path(csv_path)
-    for line_no, text in _lines(csv_path):
-        where = f"{name}:{line_no}"
-        if isinstance(text, Rejected):
-            yield Entry(where, error=text)
-            continue
-        fields = text.split("|")
-        if len(fields) < 2 or not fields[0].strip():
-            yield Entry(
-                where,
-                error=Rejected("bad-record", f'{where}: expected "id|text|normalized text"'),
-                original=text,
-            )
-            continue
-        transcript = (fields[2] if len(fields) > 2 and fields[2].strip() else fields[1]).strip()
-        record = {"audio": _ljspeech_audio(csv_path.parent, fields[0].strip()), "text": transcript}
-        if not transcript:
-            yield Entry(where, error=Rejected("no-text", f'{where}: empty "text"'), original=record)
-            continue
-        yield Entry(where, record=record, original=dict(record))
+    return _each_line(csv_path, lambda where, text: _ljspeech_entry(csv_path.parent, where, text))
+
+
+def _ljspeech_entry(folder: Path, where: str, text: str) -> Entry:
+    fields = text.split("|")
+    if len(fields) < 2 or not fields[0].strip():
+        return Entry(
+            where,
+            error=Rejected("bad-record", f'{where}: expected "id|text|normalized text"'),
+            original=text,
+        )
+    transcript = (fields[2] if len(fields) > 2 and fields[2].strip() else fields[1]).strip()
+    record = {"audio": _ljspeech_audio(folder, fields[0].strip()), "text": transcript}
+    if not transcript:
+        return Entry(where, error=Rejected("no-text", f'{where}: empty "text"'), original=record)
+    return Entry(where, record=record, original=dict(record))
 
 
 # -- Common Voice: <split>.tsv with path, sentence, client_id; audio in clips/ ----------------------
@@ -297,20 +304,16 @@ def iter_audiofolder(path) -> Iterator[Entry]:
 
 def _json_objects(path: Path):
     """JSON objects of a JSONL file as (where, dict), or an `Entry` with the error for a bad line."""
-    name = display_path(path)
-    for line_no, text in _lines(path):
-        where = f"{name}:{line_no}"
-        if isinstance(text, Rejected):
-            yield Entry(where, error=text)
-            continue
-        obj = json_line(text, where)
-        if isinstance(obj, Rejected):
-            yield Entry(where, error=obj, original=text)
-            continue
-        if not isinstance(obj, dict):
-            yield Entry(where, error=Rejected("bad-record", f"{where}: not a JSON object"), original=obj)
-            continue
-        yield where, obj
+    return _each_line(path, _json_object)
+
+
+def _json_object(where: str, text: str):
+    obj = json_line(text, where)
+    if isinstance(obj, Rejected):
+        return Entry(where, error=obj, original=text)
+    if not isinstance(obj, dict):
+        return Entry(where, error=Rejected("bad-record", f"{where}: not a JSON object"), original=obj)
+    return where, obj
 
 
 # -- csm-mlx: a JSON list of {"text", "audio_path", "speaker_id"} -----------------------------------

@@ -1,20 +1,16 @@
-"""Higgs Audio v2 through the trainer's crash safety and DDP, with the CSM tests' own machinery:
+"""Higgs Audio v2 through the trainer's crash safety and DDP, with the CSM tests' own machinery (tests.fixtures.kill_resume):
 SIGKILL at a random moment then --resume is bitwise the uninterrupted run; 2 gloo processes of
 batch 2 train as 1 process of batch 4."""
 
 import json
-import random
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
-from voxlora.train import checkpoint
 
 from tests.distributed.test_ddp import LORA_TRAIN, adapter, assert_close, in_process
 from tests.distributed.test_ddp import env as ddp_env
-from tests.robust.conftest import adapter_bytes, invoke, read_until_step, run, start
+from tests.fixtures.kill_resume import kill_after_checkpoint, resume_and_compare, train_reference
 from tests.trainkit import make_manifest
 
 STEPS = 6
@@ -32,39 +28,13 @@ def corpus(tmp_path_factory):
 
 
 def test_sigkill_then_resume_equals_an_uninterrupted_run(tiny_higgs_hf, corpus, tmp_path):
-    result = invoke(
-        train_args(tiny_higgs_hf, corpus, tmp_path / "reference", "--cache-dir", tmp_path / "codes")
-    )
-    assert result.exit_code == 0, result.output
-    ref_lines = [json.loads(x) for x in result.stdout.splitlines()][:-1]
+    def args(out, *extra):
+        return train_args(tiny_higgs_hf, corpus, out, "--cache-dir", tmp_path / "codes", *extra)
 
-    seed = random.randrange(10**6)
-    rng = random.Random(seed)
-    k, fraction = rng.randint(2, STEPS - 2), rng.random()
+    reference = train_reference(args(tmp_path / "reference"))
     out = tmp_path / "run"
-    proc = start(
-        train_args(tiny_higgs_hf, corpus, out, "--cache-dir", tmp_path / "codes"), tmp_path / "killed.err"
-    )
-    why = f"killed at {fraction:.2f} of a step after step {k} (seed {seed})"
-    try:
-        read_until_step(proc, k - 1)
-        before = time.perf_counter()
-        read_until_step(proc, k)
-        time.sleep(fraction * (time.perf_counter() - before))
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=60)
-    assert proc.returncode == -signal.SIGKILL, why
-    saved = checkpoint.checkpoints(out)
-    newest = int(saved[-1].name.removeprefix("step_"))
-    assert k <= newest < STEPS, why
-
-    resumed = run(train_args(tiny_higgs_hf, corpus, out, "--cache-dir", tmp_path / "codes", "--resume"))
-    assert resumed.returncode == 0, resumed.stderr
-    lines = [json.loads(x) for x in resumed.stdout.splitlines()]
-    assert [r["step"] for r in lines[:-1]] == list(range(newest + 1, STEPS + 1)), why
-    assert adapter_bytes(out) == adapter_bytes(tmp_path / "reference"), why  # bitwise
-    assert [r["loss"] for r in lines[:-1]] == [r["loss"] for r in ref_lines[newest:]], why
+    killed = kill_after_checkpoint(args(out), out, STEPS, tmp_path / "killed.err")
+    resume_and_compare(args(out, "--resume"), killed, reference, STEPS)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="gloo processes as the DDP tests run them")

@@ -1,9 +1,12 @@
 """Nothing a user owns is ever destroyed, and every exit code is what the README says.
 
-One table: each row runs a real command in a subprocess (the console script) on tiny models, in a
-folder laid out like a user's (a base model, a trained run, a lora-init adapter, a folder of the
-user's own files, a corpus), and asserts the exit code, the one ``Error:`` line (the last line of
-stderr), and that every file that was there before is byte-identical afterwards.
+One table: each row runs a command on tiny models, in a folder laid out like a user's (a base model,
+a trained run, a lora-init adapter, a folder of the user's own files, a corpus), and asserts the exit
+code, the one ``Error:`` line (the last line of stderr), and that every file that was there before is
+byte-identical afterwards. The rows run the command's click command in this process (`run_here`:
+click's CliRunner gives the exit code and messages the console script gives, and torch is loaded once
+for the table, not once a row); what needs a real process (a closed pipe, the umask) runs the console
+script (`run`).
 """
 
 import hashlib
@@ -13,6 +16,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -33,6 +37,27 @@ def run(command: str, *args, cwd, stdin: bytes = b"", umask: int | None = None):
         preexec_fn=(lambda: os.umask(umask)) if umask is not None else None,
         timeout=300,
     )
+
+
+def run_here(command: str, *args, cwd):
+    """``command ARGS`` from the folder ``cwd``, in this process, with an empty stdin; the result reads
+    as `run`'s (an exception the command let out is written to stderr as a traceback, as Python would)."""
+    import importlib
+    import traceback
+
+    from click.testing import CliRunner
+
+    main = importlib.import_module(f"voxlora.cli.{command.replace('-', '_')}").main
+    before = os.getcwd()
+    os.chdir(cwd)
+    try:
+        result = CliRunner().invoke(main.cli, list(map(str, args)), input=b"")
+    finally:
+        os.chdir(before)
+    stderr = result.stderr_bytes
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        stderr += "".join(traceback.format_exception(result.exception)).encode()
+    return SimpleNamespace(returncode=result.exit_code, stdout=result.stdout_bytes, stderr=stderr)
 
 
 def snapshot(root: Path) -> dict[str, str]:
@@ -60,7 +85,7 @@ def home(tmp_path_factory, tiny_csm):
                        "--max-steps", 2, "--save-every", 1, "--log-every", 1, "--batch-size", 2, "-q"])),
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert run("lora-init", "--model", "M", "-o", "a0", "-q", cwd=home).returncode == 0
+    assert run_here("lora-init", "--model", "M", "-o", "a0", "-q", cwd=home).returncode == 0
     shutil.copytree(home / "a0", home / "other-base")
     meta = json.loads((home / "other-base" / "voxlora.json").read_text())
     (home / "other-base" / "voxlora.json").write_text(json.dumps({**meta, "base_fingerprint": "sha256:00ff"}))
@@ -166,7 +191,7 @@ CASES = {
 def test_refused_in_one_line_and_nothing_changes(home, case):
     argv, code, said = CASES[case]
     before = snapshot(home)
-    result = run(*argv, cwd=home)
+    result = run_here(*argv, cwd=home)
     stderr = result.stderr.decode()
     assert result.returncode == code, stderr
     assert "Traceback" not in stderr
@@ -190,7 +215,7 @@ def test_refused_in_one_line_and_nothing_changes(home, case):
     ],
 )
 def test_a_missing_device_is_one_line_before_loading(home, argv):
-    result = run(*argv, cwd=home)
+    result = run_here(*argv, cwd=home)
     stderr = result.stderr.decode()
     assert result.returncode == 1
     assert stderr == "Error: --device cuda: not available on this machine (torch sees no CUDA GPU)\n"
@@ -215,10 +240,10 @@ def test_a_rerun_replaces_what_the_same_command_wrote(home, tmp_path):
         home / "a0" / "adapter_model.safetensors"
     ).read_bytes()
     assert invoke(merge, "--model", home / "M", "--adapter", home / "a0", "-o", tmp_path / "m").exit_code == 0
-    result = run("lora-merge", "--model", home / "M", "--adapter", home / "a0", "-o", "m", cwd=tmp_path)
+    result = run_here("lora-merge", "--model", home / "M", "--adapter", home / "a0", "-o", "m", cwd=tmp_path)
     assert result.returncode == 0, result.stderr.decode()
     (tmp_path / "m" / "notes.txt").write_text("mine")  # now a file lora-merge did not write
-    result = run("lora-merge", "--model", home / "M", "--adapter", home / "a0", "-o", "m", cwd=tmp_path)
+    result = run_here("lora-merge", "--model", home / "M", "--adapter", home / "a0", "-o", "m", cwd=tmp_path)
     assert (
         result.returncode == 1
         and "m: holds m/notes.txt, which lora-merge did not write" in result.stderr.decode()

@@ -252,3 +252,9 @@ def test_a_config_missing_a_field_that_sets_the_numbers_is_refused(tiny_csm, tmp
     (folder / "adapter_config.json").write_text(json.dumps(config))
     with pytest.raises(VoxloraError, match=rf"adapter_config.json: missing {key}$"):
         read_adapter(folder)
+
+
+def test_the_keys_read_without_importing_peft_are_all_known_to_the_installed_peft():
+    from voxlora import adapter
+
+    assert adapter._COMMON_PEFT_KEYS <= adapter._peft_config_fields()

@@ -163,3 +163,20 @@ def test_folder_order_is_sorted_and_stable(tmp_path):
         write_wav(tmp_path / name, 0.1, 8000).with_suffix(".txt").write_text(sentence(0))
     names = [e.where.rsplit("/", 2)[-2:] for e in iter_source(tmp_path)]
     assert [n[-1] for n in names] == ["a.wav", "b.wav", "a.wav"]
+
+
+@pytest.mark.parametrize(
+    "name, good",
+    [("metadata.csv", b"a|Hello.|\n"), ("metadata.jsonl", b'{"file_name": "a.wav", "text": "Hello."}\n')],
+)
+def test_a_line_that_does_not_decode_costs_that_line_in_ljspeech_and_jsonl(tmp_path, monkeypatch, name, good):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / name).write_bytes(good + b"caf\xe9|x\n\n" + good)
+    ok, bad, again = iter_source(tmp_path)
+    assert (ok.where, ok.record["text"], again.where, again.record["text"]) == (
+        f"{name}:1", "Hello.", f"{name}:4", "Hello."
+    )  # fmt: skip
+    assert (bad.error.kind, str(bad.error)) == (
+        "bad-encoding",
+        f"{name}:2: not UTF-8 (byte 0xe9 at column 4)",
+    )

@@ -46,7 +46,7 @@ def test_resample_module_equals_function_and_rejects_integers():
 
 
 def _run(code: str, tmp_path, pythonpath: str = "") -> str:
-    env = {"PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1", "PYTHONPATH": pythonpath}
+    env = {"PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": pythonpath}
     out = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, env=env, cwd=tmp_path
     )

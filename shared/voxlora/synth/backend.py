@@ -8,6 +8,7 @@ few members and never asks which family or backend it has::
     model.adapters.use("runs/a1")        # apply / switch / remove (None) an adapter, direct or merged
     inputs = model.prompt(turns)         # the family's prompt: context turns, then the text
     codes = generate_codes(model, inputs, max_frames, temperature, top_k, seed)   # (T, K)
+    codes = generate_batch(model, [(inputs, max_frames, seed), ...], temperature, top_k)  # [(T, K), ...]
     codes, ended = model.trim(codes)     # cut at the family's end marker
     wave = model.decode(codes)           # (T * frame_size,) float32
 
@@ -39,3 +40,15 @@ def generate_codes(
     if temperature < 0 or top_k < 0:
         raise VoxloraError(f"temperature ({temperature}) and top-k ({top_k}) must not be negative")
     return model.generate(inputs, max_frames, temperature, top_k, seed)
+
+
+def generate_batch(model: SpeakModel, prompts: list, temperature: float, top_k: int) -> list[torch.Tensor]:
+    """Codes (T, K) for each ``(inputs, max_frames, seed)`` in ``prompts``, in order: the same codes
+    as `generate_codes` gives each alone. Together where the model can (its ``generate_batch``:
+    torch CSM), else one at a time."""
+    if temperature < 0 or top_k < 0:
+        raise VoxloraError(f"temperature ({temperature}) and top-k ({top_k}) must not be negative")
+    together = getattr(model, "generate_batch", None)
+    if together is not None and len(prompts) > 1:
+        return together(prompts, temperature, top_k)
+    return [model.generate(inputs, n, temperature, top_k, seed) for inputs, n, seed in prompts]

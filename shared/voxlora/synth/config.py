@@ -27,6 +27,7 @@ class SynthConfig:
     cfg: float = 2.0  # VoxCPM: classifier-free guidance of its diffusion sampler (its cfg_value)
     timesteps: int = 10  # VoxCPM: diffusion steps per patch (its inference_timesteps)
     seed: int = 0  # each clip is seeded with it (or with its record's "seed")
+    batch_size: int = 1  # stdin mode: requests spoken at once (torch CSM; the same codes as one at a time)
     sample_rate: int | None = None  # resample the output; None = the model's rate (24 kHz)
     device: str = "auto"  # torch: auto = cuda when available, else cpu; mlx: auto (its default), cpu, gpu
     dtype: str = "auto"  # auto: bf16 on cuda, fp32 on cpu (and on MLX)

@@ -70,6 +70,13 @@ OPTIONS = [  # in --help's order
     ),
     click.option("--seed", type=int, default=D.seed, show_default=True, help="Each clip is seeded with it."),
     click.option(
+        "--batch-size",
+        type=click.IntRange(min=1),
+        default=D.batch_size,
+        show_default=True,
+        help="Stdin mode: speak up to N lines at once (torch; the same audio as one at a time).",
+    ),
+    click.option(
         "--sample-rate", type=click.IntRange(min=1000), help="Resample the WAVs (default: the model's)."
     ),
     click.option(

@@ -23,7 +23,7 @@ import torch
 from voxlora import audio as vaudio
 from voxlora.errors import VoxloraError
 from voxlora.synth import long_text
-from voxlora.synth.backend import generate_codes, load_model
+from voxlora.synth.backend import generate_batch, generate_codes, load_model
 from voxlora.synth.config import SynthConfig
 from voxlora.synth.requests import Request
 from voxlora.turns import Turn, read_context_audio
@@ -93,28 +93,84 @@ class Synthesizer:
         check_base(path, path, config.model, ours, allow=config.allow_other_base, identity=identity)
         return found[0]
 
-    def _speak(self, request: Request) -> Clip:
-        cfg, backend = self.config, self.backend
+    def speak_batch(self, requests: list[Request]) -> list[Clip | VoxloraError]:
+        """Clips for ``requests``, in their order (a `VoxloraError` in place of one that failed).
+
+        Requests for the same adapter are generated together (`backend.generate_batch`: the same
+        codes as one at a time); a long text spoken in chunks is made alone (`speak`).
+        """
+        results: list = [None] * len(requests)
+        groups: dict = {}  # adapter -> [(index, request, turns, inputs)]
+        for i, request in enumerate(requests):
+            try:
+                turns = self._context(request)
+                if self._chunks(request) is not None:
+                    results[i] = self._speak(request)
+                    continue
+                turns.append(Turn(request.text, request.speaker))
+                inputs = self.backend.prompt(turns)
+                self._check_length(inputs, self.max_frames())
+                groups.setdefault(request.adapter, []).append((i, request, inputs))
+            except VoxloraError as e:
+                results[i] = self._where(request, e)
+        for adapter, group in groups.items():
+            self.adapters.use(adapter)
+            cfg = self.config
+            started = time.perf_counter()
+            prompts = [(inputs, self.max_frames(), request.seed) for _, request, inputs in group]
+            all_codes = generate_batch(self.backend, prompts, cfg.temperature, cfg.top_k)
+            elapsed = time.perf_counter() - started
+            log.info(f"{len(group)} clips generated together in {elapsed:.2f} s "
+                     f"({sum(len(c) for c in all_codes) / max(elapsed, 1e-9):.1f} frames/s in all)")  # fmt: skip
+            for (i, request, _), codes in zip(group, all_codes, strict=True):
+                try:
+                    codes, ended = self.backend.trim(codes)
+                    wave = self.backend.decode(codes)
+                    results[i] = self._finish(
+                        request, codes, wave, "eos" if ended else "max-seconds", elapsed, 1
+                    )
+                except VoxloraError as e:
+                    results[i] = self._where(request, e)
+        return results
+
+    @staticmethod
+    def _where(request: Request, error: VoxloraError) -> VoxloraError:
+        return VoxloraError(f"{request.where}: {error}") if request.where else error
+
+    def _context(self, request: Request) -> list[Turn]:
+        """The request's context turns, its adapter checked against the base (once per adapter)."""
         if request.adapter is not None and str(request.adapter) not in self._checked:
-            self._fingerprint = self.check_adapter_base(cfg, request.adapter, self._fingerprint)
+            self._fingerprint = self.check_adapter_base(self.config, request.adapter, self._fingerprint)
             self._checked.add(str(request.adapter))
-        self.adapters.use(request.adapter)
-        turns = [
+        return [
             Turn(
                 c.text,
                 request.speaker if c.speaker is None else c.speaker,
-                read_context_audio(c.audio, backend.sample_rate),
+                read_context_audio(c.audio, self.backend.sample_rate),
             )
             for c in request.context
         ]
-        chunks = long_text.split_request(request.text, cfg.max_seconds)
-        if len(chunks) > 1 or cfg.max_total_seconds is not None:
+
+    def _chunks(self, request: Request) -> list[str] | None:
+        """The chunks of a long text (`long_text`), or None when the request is one generation."""
+        chunks = long_text.split_request(request.text, self.config.max_seconds)
+        return chunks if len(chunks) > 1 or self.config.max_total_seconds is not None else None
+
+    def _speak(self, request: Request) -> Clip:
+        turns = self._context(request)
+        self.adapters.use(request.adapter)
+        chunks = self._chunks(request)
+        if chunks is not None:
             codes, wave, ended, elapsed, spoken = self._speak_chunks(request, turns, chunks)
         else:
             codes, wave, ended, elapsed = self._generate(turns + [Turn(request.text, request.speaker)],
                                                          self.max_frames(), request.seed)  # fmt: skip
             ended, spoken = "eos" if ended else "max-seconds", 1
+        return self._finish(request, codes, wave, ended, elapsed, spoken)
 
+    def _finish(self, request: Request, codes, wave, ended: str, elapsed: float, spoken: int) -> Clip:
+        """Resample, write the WAV atomically, and make the output record."""
+        cfg, backend = self.config, self.backend
         rate = cfg.sample_rate or backend.sample_rate
         wave = vaudio.resample(wave, backend.sample_rate, rate)
         vaudio.write_wav(request.out, wave, rate)

@@ -49,9 +49,9 @@ def sampling_kwargs(config, temperature: float, top_k: int) -> dict:
 
 @torch.inference_mode()
 def generate_codes(model, inputs, max_frames: int, temperature: float, top_k: int) -> torch.Tensor:
-    """Audio codes (T, K) for one prompt, at most ``max_frames`` frames (the eos frame included).
-
-    Seeding is the caller's: sampling draws from torch's global generator.
+    """Audio codes (T, K) for one prompt through transformers' own ``generate``, at most ``max_frames``
+    frames (the eos frame included): the reference `generate.CsmGenerator` (what synth runs) is
+    tested against. Seeding is the caller's: sampling draws from torch's global generator.
     """
     codes = model.generate(
         **inputs, max_new_tokens=max_frames, **sampling_kwargs(model.config, temperature, top_k)
