@@ -35,18 +35,8 @@ def job(tiny_v1, tmp_path_factory):
     manifest = make_manifest(folder, n=4, seconds=0.1)
 
     def train_args(out, *extra):
-        return [
-            "--model",
-            tiny_v1,
-            "--manifest",
-            manifest,
-            "-o",
-            out,
-            "--cache-dir",
-            folder / "latents",
-            *ARGS,
-            *extra,
-        ]
+        return ["--model", tiny_v1, "--manifest", manifest, "-o", out,
+                "--cache-dir", folder / "latents", *ARGS, *extra]  # fmt: skip
 
     return train_args, train_reference(train_args(folder / "reference"))
 
