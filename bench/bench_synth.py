@@ -20,16 +20,9 @@ import sys
 import time
 from pathlib import Path
 
-TEXTS = [
-    "The birch canoe slid on the smooth planks.",
-    "Glue the sheet to the dark blue background.",
-    "It's easy to tell the depth of a well.",
-    "These days a chicken leg is a rare dish.",
-    "Rice is often served in round bowls.",
-    "The juice of lemons makes fine punch.",
-    "The box was thrown beside the parked truck.",
-    "Four hours of steady work faced us.",
-]
+from voxlora.demo_corpus import SENTENCES
+
+TEXTS = list(SENTENCES[3:11])  # eight Harvard sentences of the demo corpus, one a clip of a batch
 
 
 def bench_synth(workdir, frames: int = 16, batch: int = 8, repeats: int = 3, size: str = "mid") -> list[dict]:

@@ -99,6 +99,27 @@ def adapted_modules(model: Path) -> list[str]:
     return sorted(targets.select(targets.base_shapes(model), LoraSettings(rank=RANK, alpha=ALPHA)).lora)
 
 
+def flop_inputs(model: Path, manifest: Path) -> tuple:
+    """What `step_flops` needs of a model and its clips: (config, each clip's text length, the adapted
+    modules, the base's tensor shapes, the adapted modules' weight shapes)."""
+    from transformers import AutoConfig, AutoProcessor
+    from voxlora import targets
+    from voxlora.families.csm.sequences import text_ids
+
+    processor = AutoProcessor.from_pretrained(model)
+    records = [json.loads(line) for line in manifest.read_text().splitlines() if line]
+    texts = [len(text_ids(processor, r["text"], r["speaker"])) for r in records]
+    modules = adapted_modules(model)
+    shapes = targets.base_shapes(model)
+    return (
+        AutoConfig.from_pretrained(model),
+        texts,
+        modules,
+        shapes,
+        {m: shapes[m + ".weight"] for m in modules},
+    )
+
+
 # ---------------------------------------------------------------- FLOPs and the machine
 
 
@@ -266,8 +287,7 @@ def _has_mlx() -> bool:
 def bench_train(workdir, sizes=("small", "mid"), fractions=(1 / 16, 1.0), threads: int | None = None) -> dict:
     """{"rows": per-setting figures for both trainers, "machine": matmul rate} (see `rows_for_table`)."""
     import torch
-    from transformers import AutoConfig, AutoProcessor
-    from voxlora.families.csm.sequences import decoder_frames, text_ids
+    from voxlora.families.csm.sequences import decoder_frames
 
     workdir = Path(workdir)
     threads = threads or torch.get_num_threads()
@@ -278,15 +298,7 @@ def bench_train(workdir, sizes=("small", "mid"), fractions=(1 / 16, 1.0), thread
         model = make_model(workdir / f"csm-{size}", size)
         manifest = make_clips(workdir / "train-clips", n, frames)
         cache = str(workdir / f"codes-{size}")
-        config = AutoConfig.from_pretrained(model)
-        processor = AutoProcessor.from_pretrained(model)
-        records = [json.loads(line) for line in manifest.read_text().splitlines() if line]
-        texts = [len(text_ids(processor, r["text"], r["speaker"])) for r in records]
-        modules = adapted_modules(model)
-        from voxlora import targets
-
-        shapes = targets.base_shapes(model)
-        lora = {m: shapes[m + ".weight"] for m in modules}
+        config, texts, modules, shapes, lora = flop_inputs(model, manifest)
         for fraction in fractions:
             job = dict(
                 model=str(model), manifest=str(manifest), cache=cache, batch_size=batch, fraction=fraction,

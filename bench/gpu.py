@@ -33,7 +33,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.bench_train import ALPHA, RANK, TARGETS, adapted_modules, make_clips, run_worker, step_flops
+from bench.bench_train import ALPHA, RANK, TARGETS, flop_inputs, make_clips, run_worker, step_flops
 from bench.table import RESULTS, markdown
 
 WORK = Path(__file__).parent / "work"
@@ -297,21 +297,13 @@ def model_folder(workdir: Path, smoke: bool) -> Path:
 
 def run_benchmark(workdir: Path, smoke: bool) -> tuple[list[dict], dict]:
     import torch
-    from transformers import AutoConfig, AutoProcessor
-    from voxlora import targets
-    from voxlora.families.csm.sequences import decoder_frames, text_ids
+    from voxlora.families.csm.sequences import decoder_frames
 
     p = SMOKE if smoke else FULL
     dtype = "bf16" if torch.cuda.is_available() or not smoke else "fp32"
     model = model_folder(workdir, smoke)
     manifest = make_clips(workdir / "gpu-clips", p["clips"], p["frames"])
-    config = AutoConfig.from_pretrained(model)
-    processor = AutoProcessor.from_pretrained(model)
-    records = [json.loads(line) for line in manifest.read_text().splitlines() if line]
-    texts = [len(text_ids(processor, r["text"], r["speaker"])) for r in records]
-    modules = adapted_modules(model)
-    shapes = targets.base_shapes(model)
-    lora = {m: shapes[m + ".weight"] for m in modules}
+    config, texts, modules, _, lora = flop_inputs(model, manifest)
     rate, rate_from = peak_rate(torch.bfloat16 if dtype == "bf16" else torch.float32)
     rows, profiles = [], {}
     for fraction in (1.0, 1 / 16):
