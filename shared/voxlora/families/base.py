@@ -52,6 +52,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from voxlora.errors import VoxloraError
+
 
 @dataclass
 class StepResult:
@@ -73,6 +75,16 @@ class PrepStats:
     encoded: int = 0  # clips the codec encoded (cache misses)
     cached: int = 0  # clips read from the cache
     frames: int = 0
+
+
+def check_budget(clip, max_batch_frames: int | None) -> None:
+    """A `VoxloraError` naming the clip when its ``length`` (positions) exceeds ``--max-batch-frames``:
+    the half of `TrainModel.check_clip` that is the same for every family."""
+    if max_batch_frames is not None and clip.length > max_batch_frames:
+        raise VoxloraError(
+            f"{clip.where}: {clip.length} positions do not fit --max-batch-frames {max_batch_frames}; "
+            "raise the budget or split the clip"
+        )
 
 
 class Stepper(Protocol):

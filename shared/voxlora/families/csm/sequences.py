@@ -21,7 +21,7 @@ import torch
 from voxlora.backends.torch.codec import encode
 from voxlora.codes_cache import CodesCache, file_sha256
 from voxlora.errors import VoxloraError
-from voxlora.families.base import PrepStats
+from voxlora.families.base import PrepStats, check_budget
 from voxlora.families.csm.batches import EOS, FRAME, PAD, TEXT, SequenceStore  # noqa: F401
 
 log = logging.getLogger("voxlora")
@@ -105,11 +105,7 @@ def check_lengths(clips: list[Clip], max_positions: int, max_batch_frames: int |
                 f"({clip.codes.shape[1]} audio frames + {len(clip.text_ids) + 1} text/end), "
                 f"the model's context is {max_positions}; split or drop the clip"
             )
-        if max_batch_frames is not None and clip.length > max_batch_frames:
-            raise VoxloraError(
-                f"{clip.where}: {clip.length} positions do not fit --max-batch-frames {max_batch_frames}; "
-                "raise the budget or split the clip"
-            )
+        check_budget(clip, max_batch_frames)
 
 
 def build_store(clips: list[Clip], config, frame_rate: float) -> SequenceStore:

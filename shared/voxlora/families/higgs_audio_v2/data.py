@@ -20,7 +20,7 @@ import torch
 
 from voxlora.chatml import pair_by_speaker
 from voxlora.errors import VoxloraError
-from voxlora.families.base import PrepStats
+from voxlora.families.base import PrepStats, check_budget
 from voxlora.families.higgs_audio_v2 import batch as hb
 from voxlora.families.higgs_audio_v2.codec import clip_codes
 
@@ -138,8 +138,4 @@ def check_clip(clip: HiggsClip, max_positions: int, max_batch_frames: int | None
             f"{clip.where}: too long for the model: {clip.length} positions (text, reference and target audio), "
             f"the model's context is {max_positions}; split or drop the clip"
         )
-    if max_batch_frames is not None and clip.length > max_batch_frames:
-        raise VoxloraError(
-            f"{clip.where}: {clip.length} positions do not fit --max-batch-frames {max_batch_frames}; "
-            "raise the budget or split the clip"
-        )
+    check_budget(clip, max_batch_frames)

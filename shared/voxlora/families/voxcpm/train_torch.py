@@ -16,6 +16,7 @@ import torch
 from voxlora.backends.torch.rng import restore_rng, rng_tensors
 from voxlora.backends.torch.train import TorchStepper, pick_device
 from voxlora.errors import VoxloraError
+from voxlora.families.base import check_budget
 from voxlora.families.voxcpm import data
 from voxlora.families.voxcpm.latents import LatentCache, vae_identity
 from voxlora.families.voxcpm.train import LORA_CONFIG, LORA_WEIGHTS, SIDE_FILES
@@ -98,11 +99,7 @@ class TorchTraining:
                 f"{clip.where}: too long for the model: {clip.length} positions, its max_length is "
                 f"{self.max_positions}; split or drop the clip"
             )
-        if max_batch_frames is not None and clip.length > max_batch_frames:
-            raise VoxloraError(
-                f"{clip.where}: {clip.length} positions do not fit --max-batch-frames {max_batch_frames}; "
-                "raise the budget or split the clip"
-            )
+        check_budget(clip, max_batch_frames)
 
     def build_store(self, clips):
         return data.build_store(clips, self.frame_rate)
