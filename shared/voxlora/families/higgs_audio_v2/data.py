@@ -101,7 +101,7 @@ def pair_records(records: list[dict], reference: str) -> list[dict]:
 def prepare_clips(records, processor, cache, reference: str = "auto", progress=None):
     """Records -> (clips, PrepStats); every audio file's codes from ``cache`` or encoded once."""
     stats = PrepStats()
-    seen: set[str] = set()
+    known: dict[str, torch.Tensor] = {}  # audio path -> codes: a reference of several clips is read once
     clips = []
     for record in pair_records(list(records), reference):
         where = record["where"]
@@ -110,16 +110,18 @@ def prepare_clips(records, processor, cache, reference: str = "auto", progress=N
         for role, clip in (("reference", ref), ("target", record)):
             if clip is None:
                 continue
+            if clip["audio"] in known:
+                codes[role] = known[clip["audio"]]
+                continue
             try:
                 codes[role], cached = clip_codes(processor, cache, clip["audio"])
             except OSError as e:
                 raise VoxloraError(f"{where}: cannot read the {role} audio ({e.strerror or e})") from None
             except VoxloraError as e:
                 raise VoxloraError(f"{where}: {role}: {e}") from None
-            if clip["audio"] not in seen:
-                seen.add(clip["audio"])
-                stats.encoded += not cached
-                stats.cached += cached
+            known[clip["audio"]] = codes[role]
+            stats.encoded += not cached
+            stats.cached += cached
         chat = hb.prompt_text(processor, hb.conversation(record["text"], ref["text"] if ref else None))
         ids = processor.tokenizer(chat).input_ids  # as `batch.build_batch` (and the processor) tokenize it
         K = int(codes["target"].shape[0])

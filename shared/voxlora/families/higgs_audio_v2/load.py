@@ -15,23 +15,10 @@ import logging
 from pathlib import Path
 
 from voxlora.errors import VoxloraError
+from voxlora.families import read_config
 from voxlora.families.higgs_audio_v2 import layout
 
 log = logging.getLogger("voxlora")
-
-
-def read_config(path) -> dict:
-    file = Path(path) / "config.json"
-    try:
-        return json.loads(file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise VoxloraError(f"{file}: no config.json (not a Higgs Audio v2 checkpoint folder)") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise VoxloraError(f"{file}: not valid JSON ({exc})") from None
-
-
-def is_original_layout(path) -> bool:
-    return read_config(path).get("model_type") == "higgs_audio"
 
 
 def _read_weights(path: Path) -> dict:

@@ -21,8 +21,7 @@ from voxlora.backends.torch.adapter_switch import AdapterSwitch
 from voxlora.families.higgs_audio_v2 import batch as hb
 from voxlora.families.higgs_audio_v2 import codec
 from voxlora.families.higgs_audio_v2.load import load_model, load_processor
-
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+from voxlora.modelfolder import torch_dtype
 
 
 class HiggsSynth:
@@ -34,7 +33,7 @@ class HiggsSynth:
         folder = model_dir(config.model)
         device = config.resolved_device()
         self.processor = load_processor(folder, device=device)
-        model = load_model(folder, dtype=DTYPES[config.resolved_dtype()], device=device)
+        model = load_model(folder, dtype=torch_dtype(config.resolved_dtype()), device=device)
         self.bundle = model
         self.adapters = AdapterSwitch(model, merge=config.merge)
         self.sample_rate = codec.SAMPLE_RATE

@@ -25,9 +25,9 @@ from voxlora.families.higgs_audio_v2 import data
 from voxlora.families.higgs_audio_v2.codec import SAMPLE_RATE
 from voxlora.families.higgs_audio_v2.load import load_model, load_processor, quantization
 from voxlora.families.higgs_audio_v2.loss import higgs_loss
+from voxlora.modelfolder import torch_dtype
 
 log = logging.getLogger("voxlora")
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 PROCESSOR_FILES = ("processor_config.json", "chat_template.jinja", "tokenizer.json", "tokenizer_config.json",
                    "special_tokens_map.json", "audio_tokenizer")  # fmt: skip
 BIG = 2e9  # parameters above which --grad-checkpointing is on unless asked otherwise
@@ -49,7 +49,7 @@ class HiggsTraining:
         quantization(self.device, quantize)  # refused before anything loads
         self.processor = load_processor(source, device=self.device)
         text_head = bool(getattr(config, "text_loss", False))
-        dtype = DTYPES["fp32" if config.full else config.dtype]
+        dtype = torch_dtype("fp32" if config.full else config.dtype)
         self.model = load_model(
             source, dtype=dtype, use_text_head=text_head, device=self.device, quantize=quantize,
             attention=getattr(config, "attention", "sdpa"),

@@ -10,6 +10,7 @@ adapter files, the saved adapter carries VoxCPM's own ``lora_weights.safetensors
 
 import json
 import logging
+from functools import cached_property
 
 import torch
 
@@ -83,11 +84,9 @@ class TorchTraining:
     def where(self) -> str:
         return self.device
 
-    @property
+    @cached_property
     def codec_identity(self) -> str:
-        if not hasattr(self, "_vae_id"):
-            self._vae_id = vae_identity(self.model.audio_vae, int(self.model.config.patch_size))
-        return self._vae_id
+        return vae_identity(self.model.audio_vae, int(self.model.config.patch_size))
 
     def prepare_clips(self, records, cache, default_speaker: int = 0, progress=None):
         latents = LatentCache(cache.folder, self.codec_identity)
