@@ -48,7 +48,8 @@ def cli(model, adapter, output, dtype, family, allow_other_base):
     from voxlora import outputs
     from voxlora.modelfolder import model_dir
 
-    inputs = [("the base model's folder", model_dir(model)), ("the adapter folder", adapter)]
+    folder = model_dir(model)  # a hub id resolved once
+    inputs = [("the base model's folder", folder), ("the adapter folder", adapter)]
     outputs.check_dir(output, outputs.MERGED, inputs)  # before torch loads; merge_folder checks it again
 
     from voxlora.adapter import base_fingerprint, base_identity, read_adapter
@@ -62,9 +63,9 @@ def cli(model, adapter, output, dtype, family, allow_other_base):
         loaded,
         adapter,
         model,
-        lambda: base_fingerprint(model_dir(model)),
+        lambda: base_fingerprint(folder),
         allow=allow_other_base,
-        identity=lambda: base_identity(model_dir(model)),
+        identity=lambda: base_identity(folder),
     )
     summary = merge_folder(
         model, loaded, output, dtype=torch_dtype(dtype) if dtype else None, where=adapter, family=family

@@ -103,10 +103,10 @@ class Synthesizer:
         groups: dict = {}  # adapter -> [(index, request, turns, inputs)]
         for i, request in enumerate(requests):
             try:
-                turns = self._context(request)
-                if self._chunks(request) is not None:
+                if self._chunks(request) is not None:  # spoken alone; its context is read there
                     results[i] = self._speak(request)
                     continue
+                turns = self._context(request)
                 turns.append(Turn(request.text, request.speaker))
                 inputs = self.backend.prompt(turns)
                 self._check_length(inputs, self.max_frames())
