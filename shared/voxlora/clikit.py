@@ -148,6 +148,13 @@ class Command(click.Command):
             ) from None
 
 
+def apply_options(options, f):
+    """``f`` with each click option of ``options`` applied, as if each were a decorator above it, in order."""
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
 def command(**kwargs):
     """`click.command` with voxlora's help flags and error mapping."""
     return click.command(cls=Command, context_settings=CONTEXT, **kwargs)

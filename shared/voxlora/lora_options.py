@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import click
 
 from voxlora import targets
+from voxlora.clikit import apply_options
 
 
 @dataclass(frozen=True)
@@ -144,9 +145,7 @@ def lora_options(f):
         settings = LoraSettings(**{name: kwargs.pop(name) for name in FLAGS})
         return f(*args, settings=settings, **kwargs)
 
-    for option in reversed(options):
-        wrapper = option(wrapper)
-    return wrapper
+    return apply_options(options, wrapper)
 
 
 def family_option(f):

@@ -6,7 +6,7 @@ recordings (``--segment``, ``--transcribe``, the validation split) are `voxlora.
 
 import click
 
-from voxlora.clikit import overwrite_option, speakers_option
+from voxlora.clikit import apply_options, overwrite_option, speakers_option
 
 OPTIONS = [  # in --help's order
     click.option(
@@ -52,6 +52,4 @@ OPTIONS = [  # in --help's order
 
 def prepare_options(f):
     """Add mkmanifest's own options to a click command, as if each were a decorator above it, in order."""
-    for option in reversed(OPTIONS):
-        f = option(f)
-    return f
+    return apply_options(OPTIONS, f)

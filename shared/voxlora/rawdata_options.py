@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import click
 
 from voxlora.clean import CleanConfig
+from voxlora.clikit import apply_options
 from voxlora.segment import SegmentConfig
 
 log = logging.getLogger("voxlora.mkmanifest")
@@ -76,9 +77,6 @@ class RawOptions:
             pause=self.pause,
             margin=CLEAN.margin,
         )
-
-
-FLAGS = [f for f in RawOptions.__dataclass_fields__]
 
 
 def raw_data_options(f):
@@ -177,9 +175,7 @@ def raw_data_options(f):
         )
         return f(*args, raw=raw, **kwargs)
 
-    for option in reversed(options):
-        wrapper = option(wrapper)
-    return wrapper
+    return apply_options(options, wrapper)
 
 
 def before_prepare(source, raw: RawOptions, out_dir, sample_rate, min_duration, max_duration, tally):

@@ -6,6 +6,7 @@ Importing this module does not import torch, so ``synth --help`` stays fast.
 import click
 
 from voxlora.backends import BACKENDS
+from voxlora.clikit import apply_options
 from voxlora.codec_option import codec_option
 from voxlora.synth.config import SynthConfig
 
@@ -101,6 +102,4 @@ OPTIONS = [  # in --help's order
 
 def synth_options(f):
     """Add synth's options to a click command, as if each were a decorator above it, in order."""
-    for option in reversed(OPTIONS):
-        f = option(f)
-    return f
+    return apply_options(OPTIONS, f)

@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 
 from voxlora.atomic import atomic_dir, recover
-from voxlora.backends.torch.rng import restore_rng, rng_tensors  # noqa: F401  (checkpoints hold them)
+from voxlora.backends.torch.rng import rng_tensors
 from voxlora.errors import VoxloraError
 
 FORMAT_VERSION = 1

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from voxlora.adapter_base import allow_other_base_option
-from voxlora.clikit import overwrite_option
+from voxlora.clikit import apply_options, overwrite_option
 from voxlora.codec_option import codec_option
 from voxlora.lora_options import lora_options
 from voxlora.train.config import CHOICES, FULL_LR, LORA_LR, TrainConfig
@@ -99,6 +99,4 @@ OPTIONS = [  # in --help's order
 
 def train_options(f):
     """Add lora-train's options to a click command, as if each were a decorator above it, in order."""
-    for option in reversed(OPTIONS):
-        f = option(f)
-    return f
+    return apply_options(OPTIONS, f)
