@@ -7,7 +7,6 @@ from tests.fixtures.kill_resume import (  # noqa: F401 (the robust tests import 
     adapter_bytes,
     invoke,
     read_until_step,
-    run,
     start,
     train_reference,
 )

@@ -2,12 +2,14 @@
 ``voxcpm.training`` package, whose __init__ needs the ``datasets`` 3 and argbind voxlora does not
 install) and its collate's padding (audio and text padded with -100, as ``HFVoxCPMDataset``)."""
 
+import functools
 import importlib.util
 from pathlib import Path
 
 import torch
 
 
+@functools.cache  # its module is executed once, not once a batch
 def packer_class():
     import voxcpm
 
