@@ -180,7 +180,7 @@ def main(argv=None) -> int:
         rows = bench_synth(args.workdir)
         table += synth_rows(rows)
         details["synth generation"] = rows
-    if torch.cuda.is_available():  # the GPU figures are bench.gpu's (minutes of CSM-1B): say where, never a blank
+    if torch.cuda.is_available():  # the GPU figures are bench.gpu's: say where, never a blank
         table.append(_row("GPU training and synth (CSM-1B, bf16)", "not measured here", "run make bench-gpu"))
     setting = (
         f"{platform.node()}: {os.cpu_count()} cores, torch {torch.__version__}, {threads} torch threads "

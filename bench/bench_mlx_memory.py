@@ -19,18 +19,6 @@ BIN = Path(sys.executable).parent
 TARGETS = {"synth": 1.3, "lora-train": 1.6}
 
 
-def _model(workdir: Path, size: str) -> Path:
-    from bench.csm_models import mid_config, write_full_csm, write_random_csm
-
-    model = workdir / f"csm-{size}-random-bf16"
-    if not (model / "model.safetensors.index.json").is_file():
-        if size == "full":
-            write_full_csm(model, seed=0, dtype="bfloat16")
-        else:
-            write_random_csm(model, mid_config(), seed=0, dtype="bfloat16")
-    return model
-
-
 def weights_mib(model: Path) -> float:
     """Bytes of every tensor in the checkpoint (from the headers), in MiB."""
     from voxlora.models.csm import weight_files
@@ -49,7 +37,9 @@ def bench_mlx_memory(workdir, size: str = "full") -> list[dict]:
     from bench.bench_train import make_clips
 
     workdir = Path(workdir)
-    model = _model(workdir, size)
+    from bench.csm_models import random_bf16_csm
+
+    model = random_bf16_csm(workdir, size)
     weights = weights_mib(model)
     out = workdir / f"mlx-memory-{size}"
     out.mkdir(parents=True, exist_ok=True)

@@ -101,3 +101,15 @@ def write_random_csm(path, config, seed: int = 0, dtype: str = "float32") -> Pat
     index = {"metadata": {"total_size": total}, "weight_map": weight_map}
     (path / "model.safetensors.index.json").write_text(json.dumps(index, indent=2))
     return path
+
+
+def random_bf16_csm(workdir: Path, size: str) -> Path:
+    """A random CSM in bf16 (``full``: CSM-1B's sizes, else `mid_config`'s) under ``workdir``, written
+    once and shared by the benchmarks that use it (mlx-memory, gpu)."""
+    model = Path(workdir) / f"csm-{size}-random-bf16"
+    if not (model / "model.safetensors.index.json").is_file():
+        if size == "full":
+            write_full_csm(model, seed=0, dtype="bfloat16")
+        else:
+            write_random_csm(model, mid_config(), seed=0, dtype="bfloat16")
+    return model

@@ -282,16 +282,13 @@ def bench_synth(model: Path, frames: int, dtype: str, batch: int = 1) -> dict:
 def model_folder(workdir: Path, smoke: bool) -> Path:
     from voxlora.demo_model import write_tiny_csm
 
-    from bench.csm_models import write_full_csm
+    from bench.csm_models import random_bf16_csm
 
-    if smoke:
-        folder = workdir / "csm-tiny"
-        if not (folder / "config.json").is_file():
-            write_tiny_csm(folder, seed=0)
-    else:  # shared with bench mlx-memory's full size
-        folder = workdir / "csm-full-random-bf16"
-        if not (folder / "model.safetensors.index.json").is_file():
-            write_full_csm(folder, seed=0, dtype="bfloat16")
+    if not smoke:
+        return random_bf16_csm(workdir, "full")  # shared with bench mlx-memory's full size
+    folder = workdir / "csm-tiny"
+    if not (folder / "config.json").is_file():
+        write_tiny_csm(folder, seed=0)
     return folder
 
 
